@@ -1,0 +1,381 @@
+"""The pipe core: all state of one pipe, shared by its two ends.
+
+One private object holds the write gate, the pending write, the waiting
+reader, the two close errors and the signals; ``PipeReader`` and
+``PipeWriter`` only hold a reference to it and delegate. Everything here
+runs with ``_mutex`` held, except the waits on a signal, which release it.
+
+A handoff is done by whichever side arrives second: a writer that finds
+a reader waiting copies into the reader's buffer and returns without
+blocking; a reader that finds a write pending copies from it and wakes
+the writer only when the write is used up. So most handoffs block one
+side once, not both.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional, Union
+
+from ._errors import ClosedPipeError
+
+_monotonic = time.monotonic
+
+# What a reader asks for: a writable byte memoryview to fill (``readinto``)
+# or a maximum number of bytes to be returned as bytes (``read``).
+Want = Union[memoryview, int]
+# What a reader gets: a byte count for a memoryview, bytes for an int.
+Got = Union[int, bytes]
+# A close error and the traceback it had when the pipe was closed with it:
+# every raise starts again from that traceback, so raising one stored error
+# over and over never grows its traceback chain.
+_Error = tuple[BaseException, Any]
+
+
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    if deadline is None:
+        return None
+    return max(0.0, deadline - _monotonic())
+
+
+def _consumed(exc: BaseException, count: int) -> None:
+    """Tell the caller of an interrupted write how much of it was read."""
+    try:
+        exc.consumed = count  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):  # an exception type without a __dict__
+        pass
+
+
+class _Gate:
+    """Serialises the calls of one side, so each write stays contiguous."""
+
+    __slots__ = ("busy", "queued", "signal")
+
+    def __init__(self) -> None:
+        self.busy = False  # a call owns the gate
+        self.queued = 0  # calls waiting for it
+        self.signal: Any = None  # created when a first call must queue
+
+
+class Pipe:
+    """The state of one pipe. Not thread-safe on its own: see ``_mutex``."""
+
+    __slots__ = (
+        "backend",
+        "_mutex",
+        "_rgate",
+        "_wgate",
+        "_rsig",
+        "_wsig",
+        "_want",
+        "_got",
+        "_wview",
+        "_woff",
+        "_pushback",
+        "_rclosed",
+        "_wclosed",
+        "_rerr",
+        "_werr",
+    )
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self._mutex = backend.mutex()
+        self._rgate = _Gate()
+        self._wgate = _Gate()
+        # Signals are created on the first wait: most pipes in a server are
+        # short-lived, and a signal is the largest part of an idle pipe.
+        self._rsig: Any = None  # wakes the reader waiting in _want
+        self._wsig: Any = None  # wakes the writer waiting on _wview
+        self._want: Optional[Want] = None  # the waiting reader's request
+        self._got: Optional[Got] = None  # what a writer put into _want
+        self._wview: Optional[memoryview] = None  # the pending write
+        self._woff = 0  # how much of _wview readers consumed
+        # Bytes a writer handed to a reader that was interrupted before it
+        # could return them: read first, so nothing is lost or reordered.
+        self._pushback = b""
+        self._rclosed = False
+        self._wclosed = False
+        self._rerr: Optional[_Error] = None
+        self._werr: Optional[_Error] = None
+
+    # -- closing -----------------------------------------------------------
+
+    def close_read(self, exc: Optional[BaseException]) -> None:
+        with self._mutex:
+            if self._rclosed:
+                return  # the first close wins
+            self._rclosed = True
+            if exc is not None:
+                self._rerr = (exc, exc.__traceback__)
+            self._pushback = b""
+            self._wake_all()
+
+    def close_write(self, exc: Optional[BaseException]) -> None:
+        with self._mutex:
+            if self._wclosed:
+                return  # the first close wins
+            self._wclosed = True
+            if exc is not None:
+                self._werr = (exc, exc.__traceback__)
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        # Calls queued at a gate need no signal of their own: the call that
+        # owns the gate is woken here, fails, and hands the gate on.
+        if self._rsig is not None:
+            self._rsig.set()
+        if self._wsig is not None:
+            self._wsig.set()
+
+    # -- errors ------------------------------------------------------------
+
+    def _read_error(self) -> BaseException:
+        if self._rclosed:
+            return ClosedPipeError("read from a closed PipeReader")
+        assert self._werr is not None
+        exc, tb = self._werr
+        return exc.with_traceback(tb)
+
+    def _write_error(self) -> BaseException:
+        if self._wclosed:
+            return ClosedPipeError("write to a closed PipeWriter")
+        if self._rerr is None:
+            return ClosedPipeError("write to a pipe whose reader was closed")
+        exc, tb = self._rerr
+        return exc.with_traceback(tb)
+
+    def _eof(self, want: Want) -> Got:
+        """What a read returns once the writer is closed and nothing is left."""
+        if self._werr is not None:
+            raise self._read_error()
+        return b"" if type(want) is int else 0
+
+    def check_read(self) -> None:
+        """The checks of a read, for an empty read that must not block."""
+        with self._mutex:
+            if self._rclosed or (
+                self._wclosed and self._werr is not None and not self._pushback
+            ):
+                raise self._read_error()
+
+    def check_write(self) -> None:
+        """The checks of a write, for an empty write that must not block."""
+        with self._mutex:
+            if self._wclosed or self._rclosed:
+                exc = self._write_error()
+                _consumed(exc, 0)
+                raise exc
+
+    # -- gates -------------------------------------------------------------
+
+    def _enter_gate(self, gate: _Gate, deadline: Optional[float]) -> None:
+        """Wait until the busy *gate* is handed to this call."""
+        sig = gate.signal
+        if sig is None:
+            sig = gate.signal = self.backend.signal()
+        gate.queued += 1
+        try:
+            ok = False
+            while not ok:
+                timeout = _remaining(deadline)
+                self._mutex.release()
+                try:
+                    ok = sig.wait(timeout)
+                finally:
+                    self._mutex.acquire()
+                if not ok and timeout is not None:
+                    raise TimeoutError("timed out waiting for another call on this end")
+        except BaseException:
+            gate.queued -= 1
+            # The gate may have been handed to this call after the
+            # interruption landed: pass it on rather than lose it.
+            if sig.wait(0):
+                self._leave_gate(gate)
+            raise
+        gate.queued -= 1
+
+    @staticmethod
+    def _leave_gate(gate: _Gate) -> None:
+        if gate.queued:
+            gate.signal.set()  # hand over: the gate stays busy for the next call
+        else:
+            gate.busy = False
+
+    # -- reading -----------------------------------------------------------
+
+    def read(self, want: Want, timeout: Optional[float]) -> Got:
+        """Fill *want* from the next write; ``0``/``b""`` at EOF."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        with self._mutex:
+            gate = self._rgate
+            if gate.busy:
+                self._enter_gate(gate, deadline)
+            else:
+                gate.busy = True
+            try:
+                return self._read(want, deadline)
+            finally:
+                self._leave_gate(gate)
+
+    def _read(self, want: Want, deadline: Optional[float]) -> Got:
+        if self._rclosed:
+            raise self._read_error()
+        if self._pushback:
+            return self._read_pushback(want)
+        if self._wclosed:
+            return self._eof(want)
+        view = self._wview
+        if view is not None:
+            # A write is pending: copy from it; wake its writer once used up.
+            off = self._woff
+            if type(want) is int:
+                got: Got = bytes(view[off : off + want])
+                n = len(got)
+            else:
+                n = min(len(want), len(view) - off)
+                want[:n] = view[off : off + n]
+                got = n
+            off += n
+            if off == len(view):
+                self._wview = None
+                self._wsig.set()
+            else:
+                self._woff = off
+            return got
+        # Nothing to read yet: wait for a writer to fill our request.
+        sig = self._rsig
+        if sig is None:
+            sig = self._rsig = self.backend.signal()
+        self._want = want
+        try:
+            while True:
+                timeout = _remaining(deadline)
+                self._mutex.release()
+                try:
+                    ok = sig.wait(timeout)
+                finally:
+                    self._mutex.acquire()
+                # Re-check all state: a writer may have filled the request, a
+                # close may have run while we slept, or the wakeup was stale.
+                got = self._got
+                if got is not None:
+                    return got
+                if self._rclosed:
+                    raise self._read_error()
+                if self._wclosed:
+                    return self._eof(want)
+                if not ok and timeout is not None:
+                    raise TimeoutError("read timed out")
+        except BaseException:
+            got = self._got
+            if got is not None and not self._rclosed:
+                # A writer filled the request before the interruption landed,
+                # and may already have returned: keep the bytes for the next
+                # read, so that an interrupted read consumes nothing.
+                self._pushback = got if type(got) is bytes else bytes(want[:got])  # type: ignore[index]
+            raise
+        finally:
+            self._want = self._got = None
+
+    def _read_pushback(self, want: Want) -> Got:
+        data = self._pushback
+        if type(want) is int:
+            self._pushback = data[want:]
+            return data[:want]
+        n = min(len(want), len(data))
+        want[:n] = data[:n]
+        self._pushback = data[n:]
+        return n
+
+    # -- writing -----------------------------------------------------------
+
+    def write(self, view: memoryview, timeout: Optional[float]) -> int:
+        """Hand all of the non-empty byte memoryview *view* to readers."""
+        deadline = None if timeout is None else _monotonic() + timeout
+        with self._mutex:
+            gate = self._wgate
+            if gate.busy:
+                try:
+                    self._enter_gate(gate, deadline)
+                except BaseException as exc:
+                    _consumed(exc, 0)
+                    raise
+            else:
+                gate.busy = True
+            try:
+                return self._write(view, deadline)
+            finally:
+                self._leave_gate(gate)
+
+    def _write(self, view: memoryview, deadline: Optional[float]) -> int:
+        size = len(view)
+        done = 0  # consumed so far, until the rest is published
+        published = False
+        try:
+            if self._wclosed or self._rclosed:
+                raise self._write_error()
+            want = self._want
+            if want is not None and self._got is None:
+                # A reader is waiting: fill its request now, so that only the
+                # reader blocked for this handoff.
+                if type(want) is int:
+                    got = bytes(view[:want])
+                    done = len(got)
+                    self._got = got
+                else:
+                    done = min(len(want), size)
+                    want[:done] = view[:done]
+                    self._got = done
+                self._rsig.set()
+                if done == size:
+                    return size
+            # Publish the rest and wait until readers used it up.
+            sig = self._wsig
+            if sig is None:
+                sig = self._wsig = self.backend.signal()
+            self._wview = view
+            self._woff = done
+            published = True
+            while True:
+                timeout = _remaining(deadline)
+                self._mutex.release()
+                try:
+                    ok = sig.wait(timeout)
+                finally:
+                    self._mutex.acquire()
+                # Re-check all state: readers may have used the write up, a
+                # close may have run while we slept, or the wakeup was stale.
+                if self._wview is None:
+                    return size
+                if self._wclosed or self._rclosed:
+                    raise self._write_error()
+                if not ok and timeout is not None:
+                    raise TimeoutError("write timed out")
+        except BaseException as exc:
+            # What no reader took is withdrawn (below); say how much was taken.
+            if published:
+                done = size if self._wview is None else self._woff
+            _consumed(exc, done)
+            raise
+        finally:
+            if published:
+                # Never keep the caller's buffer once write() returns.
+                self._wview = None
+
+    # -- introspection -----------------------------------------------------
+
+    def waiting(self, reading: bool) -> int:
+        """How many calls on one side are blocked now (for ``repr``)."""
+        with self._mutex:
+            if reading:
+                return self._rgate.queued + (self._want is not None)
+            return self._wgate.queued + (self._wview is not None)
+
+    def status(self) -> str:
+        """Which ends are closed (for ``repr``)."""
+        with self._mutex:
+            return (
+                f"reader={'closed' if self._rclosed else 'open'}"
+                f" writer={'closed' if self._wclosed else 'open'}"
+            )

@@ -1,0 +1,334 @@
+"""The public ends of a pipe and :func:`pipe` itself."""
+
+from __future__ import annotations
+
+import io
+import math
+import numbers
+import operator
+import sys
+import warnings
+from typing import Any, Optional
+
+from zope.interface import implementer
+
+from ._backends import get_backend
+from ._core import Pipe
+from ._errors import ClosedPipeError
+from .interfaces import IPipeReader, IPipeWriter
+
+__all__ = ["PipeReader", "PipeWriter", "pipe"]
+
+# readall() asks for "the rest of the current write, however long".
+_WHOLE_WRITE = sys.maxsize
+
+
+def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
+    """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
+    if isinstance(obj, str):
+        raise TypeError(f"{name} must be a bytes-like object, not 'str'")
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a bytes-like object, not {type(obj).__name__!r}"
+        ) from None
+    if writable and view.readonly:
+        view.release()
+        raise TypeError(f"{name} must be a writable bytes-like object")
+    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
+        return view
+    try:
+        flat = view.cast("B")
+    except TypeError:
+        if writable:
+            raise TypeError(f"{name} must be a C-contiguous buffer") from None
+        # A strided source can still be written: from a contiguous copy.
+        flat = memoryview(view.tobytes())
+    view.release()
+    return flat
+
+
+def _check_timeout(timeout: Any) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(
+            f"timeout must be None or a number of seconds, not {type(timeout).__name__!r}"
+        )
+    seconds = float(timeout)
+    if not seconds >= 0.0:  # also rejects NaN
+        raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
+    return None if math.isinf(seconds) else seconds
+
+
+class _End(io.RawIOBase):
+    """What both ends share: closing, timeouts, repr and finalisation."""
+
+    __slots__ = ("_pipe", "_timeout")
+    _reading: bool
+
+    def __init__(self, core: Pipe) -> None:
+        self._pipe = core
+        self._timeout: Optional[float] = None
+
+    @property
+    def backend(self) -> str:
+        """The name of this pipe's backend: ``"gevent"`` or ``"threading"``."""
+        return str(self._pipe.backend.name)
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        """Bound each later blocking call on this end to *timeout* seconds.
+
+        A read or write that would block longer raises the builtin
+        :exc:`TimeoutError`. ``None`` (the default) waits forever; ``0``
+        raises at once where a call would have to wait.
+
+        :raises TypeError: *timeout* is not ``None`` or a real number.
+        :raises ValueError: *timeout* is negative or NaN.
+        """
+        self._timeout = _check_timeout(timeout)
+
+    def gettimeout(self) -> Optional[float]:
+        """Return the timeout set by :meth:`settimeout`, ``None`` if none."""
+        return self._timeout
+
+    def _close(self, exc: Optional[BaseException]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close this end. Never blocks; a second call does nothing.
+
+        See the class documentation for what the other end sees.
+        """
+        if not self.closed:
+            self._close(None)
+        super().close()
+
+    def close_with_error(self, exc: Optional[BaseException] = None) -> None:
+        """Close this end so that calls on the other end raise *exc*.
+
+        The very instance *exc* is raised there, each time with the
+        traceback it had when passed in. If this end was already
+        closed, the earlier close stands and this call does nothing.
+        ``close_with_error(None)`` is :meth:`close`.
+
+        :raises TypeError: *exc* is neither ``None`` nor an exception instance.
+        """
+        if exc is not None and not isinstance(exc, BaseException):
+            raise TypeError(
+                "close_with_error() takes an exception instance or None, "
+                f"not {type(exc).__name__!r}"
+            )
+        if not self.closed:
+            self._close(exc)
+        super().close()
+
+    def flush(self) -> None:
+        """Do nothing: a pipe has no buffer to flush."""
+
+    def __repr__(self) -> str:
+        cls = type(self).__name__
+        state = "closed" if self.closed else "open"
+        return (
+            f"<gpipe.{cls} {state} backend={self.backend!r} "
+            f"waiting={self._pipe.waiting(self._reading)} {self._pipe.status()}>"
+        )
+
+    def __del__(self) -> None:
+        # Never blocks or switches greenlets: it may run in any thread, in
+        # the middle of any other code (the cyclic garbage collector).
+        try:
+            core = self._pipe
+        except AttributeError:  # __init__ never ran
+            return
+        if self.closed:
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+        self._collected(core)
+        io.RawIOBase.close(self)
+
+    def _collected(self, core: Pipe) -> None:
+        raise NotImplementedError
+
+
+@implementer(IPipeReader)
+class PipeReader(_End):
+    """The read end of a pipe made by :func:`pipe`.
+
+    Implements :class:`~gpipe.interfaces.IPipeReader`. It is an
+    :class:`io.RawIOBase`, so it can be wrapped in
+    :class:`io.BufferedReader` or :class:`io.TextIOWrapper`, given to
+    :func:`shutil.copyfileobj`, or offered as ``wsgi.input``.
+
+    Closing the reader makes blocked and later writes raise
+    :exc:`~gpipe.ClosedPipeError` (or the error given to
+    :meth:`close_with_error`). A reader collected without being closed
+    emits :exc:`ResourceWarning` and is closed then.
+    """
+
+    __slots__ = ()
+    _reading = True
+
+    def readable(self) -> bool:
+        """Return True: this is the read end."""
+        return True
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        """Read up to *size* bytes; block until a writer provides some.
+
+        A read returns bytes of at most one write. ``size=-1`` (or
+        ``None``) reads until EOF. ``read(0)`` returns ``b""`` at once,
+        after the same checks as any read.
+
+        :return: non-empty :class:`bytes`, or ``b""`` at EOF, which means
+            the writer closed the pipe with :meth:`PipeWriter.close`.
+        :raises ClosedPipeError: this reader was closed, or the writer was
+            garbage-collected without being closed.
+        :raises TimeoutError: the :meth:`settimeout` timeout expired.
+        :raises BaseException: the very error the writer passed to
+            :meth:`PipeWriter.close_with_error`.
+        :raises TypeError: *size* is not an integer.
+        :raises ValueError: *size* is negative but not -1.
+        """
+        if size is None:
+            return self.readall()
+        size = operator.index(size)
+        if size <= 0:
+            if size == -1:
+                return self.readall()
+            if size < 0:
+                raise ValueError(f"read size must be >= 0 or -1, not {size}")
+            self._pipe.check_read()
+            return b""
+        got = self._pipe.read(size, self._timeout)
+        assert type(got) is bytes
+        return got
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into the writable bytes-like *buffer*.
+
+        :return: the number of bytes read; ``0`` at EOF (and for an
+            empty buffer, after the same checks as any read).
+        :raises TypeError: *buffer* is not a writable bytes-like object.
+        :raises: otherwise as :meth:`read`.
+        """
+        view = _byte_view(buffer, "readinto() argument", writable=True)
+        try:
+            if not len(view):
+                self._pipe.check_read()
+                return 0
+            got = self._pipe.read(view, self._timeout)
+        finally:
+            view.release()
+        assert type(got) is int
+        return got
+
+    def readall(self) -> bytes:
+        """Read until EOF and return everything read.
+
+        :raises: as :meth:`read`; what was read before an error is lost
+            with it.
+        """
+        chunks = []
+        while True:
+            data = self._pipe.read(_WHOLE_WRITE, self._timeout)
+            if not data:
+                return b"".join(chunks)  # type: ignore[arg-type]
+            chunks.append(data)
+
+    def _close(self, exc: Optional[BaseException]) -> None:
+        self._pipe.close_read(exc)
+
+    def _collected(self, core: Pipe) -> None:
+        core.close_read(ClosedPipeError("read end collected without close"))
+
+
+@implementer(IPipeWriter)
+class PipeWriter(_End):
+    """The write end of a pipe made by :func:`pipe`.
+
+    Implements :class:`~gpipe.interfaces.IPipeWriter`. It is an
+    :class:`io.RawIOBase`, so it can be wrapped in
+    :class:`io.BufferedWriter` or :class:`io.TextIOWrapper`, or given to
+    any API that writes to a file (:mod:`tarfile`, :mod:`gzip`,
+    :mod:`csv`, :mod:`json`).
+
+    Closing the writer makes reads return EOF once the data written
+    before was read; :meth:`close_with_error` makes them raise its error
+    instead. A writer collected without being closed emits
+    :exc:`ResourceWarning`, and reads then raise
+    :exc:`~gpipe.ClosedPipeError`, never EOF: a clean EOF would pass
+    truncated data off as complete.
+    """
+
+    __slots__ = ()
+    _reading = False
+
+    def writable(self) -> bool:
+        """Return True: this is the write end."""
+        return True
+
+    def write(self, data: Any) -> int:
+        """Write all of the bytes-like *data*; block until readers took it.
+
+        ``write(b"")`` returns ``0`` at once, after the same checks as
+        any write, and wakes no reader.
+
+        If the write raises (a close, a timeout, :class:`gevent.Timeout`,
+        a kill), the part no reader had consumed is withdrawn: no reader
+        ever sees it. The exception's ``consumed`` attribute, where it
+        can be set, is the number of bytes readers had consumed.
+
+        :return: ``len(data)`` in bytes.
+        :raises TypeError: *data* is not bytes-like.
+        :raises ClosedPipeError: this writer was closed, or the reader was
+            closed (or collected) without an error.
+        :raises TimeoutError: the :meth:`settimeout` timeout expired.
+        :raises BaseException: the very error the reader passed to
+            :meth:`PipeReader.close_with_error`.
+        """
+        view = _byte_view(data, "write() argument", writable=False)
+        try:
+            if not len(view):
+                self._pipe.check_write()
+                return 0
+            return self._pipe.write(view, self._timeout)
+        finally:
+            # Release the caller's buffer: it may be resized at once.
+            view.release()
+
+    def _close(self, exc: Optional[BaseException]) -> None:
+        self._pipe.close_write(exc)
+
+    def _collected(self, core: Pipe) -> None:
+        core.close_write(ClosedPipeError("write end collected without close"))
+
+
+def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
+    """Create a synchronous in-memory pipe and return its two ends.
+
+    It connects code that wants to read a file with code that wants to
+    write one. Reads and writes are matched one to one, except when
+    several reads are needed to consume one write: each write to the
+    :class:`PipeWriter` blocks until it has satisfied one or more reads
+    from the :class:`PipeReader` that fully consume its data. The data
+    is copied straight from the write to the corresponding reads; there
+    is no internal buffering.
+
+    It is safe to read and write in parallel with each other and with
+    close, from any greenlet or thread. Parallel reads and parallel
+    writes are safe too: they are gated one after another, so each
+    write's bytes are contiguous in the stream.
+
+    :param backend: how blocking calls wait. ``"gevent"`` yields to the
+        gevent hub (and works when one end is used from a native thread);
+        ``"threading"`` blocks the OS thread. ``None`` (the default) asks
+        :func:`detect_backend` now, on every call.
+    :return: ``(reader, writer)``.
+    :raises ValueError: *backend* is not ``None``, ``"gevent"`` or
+        ``"threading"``.
+    :raises TypeError: *backend* is not a string.
+    """
+    core = Pipe(get_backend(backend))
+    return PipeReader(core), PipeWriter(core)

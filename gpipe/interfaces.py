@@ -1,0 +1,198 @@
+"""zope.interface declarations of gpipe's contract.
+
+:class:`IPipeReader` and :class:`IPipeWriter` describe the two ends that
+:func:`gpipe.pipe` returns; :class:`IBackend` and :class:`ISignal`
+describe the seam between the pipe core and the blocking primitives of
+gevent or of OS threads.
+"""
+
+from zope.interface import Attribute, Interface
+
+__all__ = [
+    "IBackend",
+    "ICloser",
+    "IPipeReader",
+    "IPipeWriter",
+    "ISignal",
+    "ITimeouts",
+]
+
+
+class ICloser(Interface):
+    """One end of a pipe, which its owner can close.
+
+    Closing never blocks, never raises when called again, and returns
+    ``None``. The first close of an end wins: a later :meth:`close` or
+    :meth:`close_with_error` never replaces the error an earlier one
+    gave. Closing either end wakes every call blocked on both ends.
+    """
+
+    closed = Attribute("True once this end was closed by its owner.")
+    backend = Attribute('The name of the backend: ``"gevent"`` or ``"threading"``.')
+
+    def close():
+        """Close this end; the other end sees the default close error.
+
+        Closing the writer makes reads return EOF (``b""``) once
+        nothing is left to read; closing the reader makes writes raise
+        :exc:`~gpipe.ClosedPipeError`.
+        """
+
+    def close_with_error(exc=None):
+        """Close this end so that calls on the other end raise *exc*.
+
+        The very instance *exc* is raised, each time with the traceback
+        it had when it was passed in. ``close_with_error(None)`` is
+        :meth:`close`.
+
+        :raises TypeError: *exc* is neither ``None`` nor an exception instance.
+        """
+
+
+class ITimeouts(Interface):
+    """Per-end timeouts, in the manner of :meth:`socket.socket.settimeout`."""
+
+    def settimeout(timeout):
+        """Bound each later blocking call on this end to *timeout* seconds.
+
+        A read or write that would block longer raises the builtin
+        :exc:`TimeoutError`; ``None`` (the default) waits forever and
+        ``0`` never waits.
+
+        :raises TypeError: *timeout* is not ``None`` or a real number.
+        :raises ValueError: *timeout* is negative or NaN.
+        """
+
+    def gettimeout():
+        """Return the timeout set by :meth:`settimeout` (``None`` if none)."""
+
+
+class IPipeReader(ICloser, ITimeouts):
+    """The read end of a synchronous in-memory pipe.
+
+    A read returns data from at most one write, and never buffers:
+    each byte it returns was copied straight from a writer's buffer.
+    Parallel reads are gated one after another.
+
+    A read from a pipe whose writer was closed returns EOF (``b""`` or
+    ``0``); one whose writer was closed with ``close_with_error(e)``
+    raises ``e``; one whose writer was garbage-collected while open
+    raises :exc:`~gpipe.ClosedPipeError`. A read on a reader this
+    end's owner closed raises :exc:`~gpipe.ClosedPipeError`.
+    """
+
+    def read(size=-1):
+        """Read up to *size* bytes, blocking until a writer provides some.
+
+        ``size=-1`` or ``None`` reads until EOF. ``read(0)`` returns
+        ``b""`` at once, after checking that the pipe is readable.
+
+        :return: a non-empty :class:`bytes`, or ``b""`` at EOF.
+        :raises ClosedPipeError: this reader was closed, or the writer
+            was collected without being closed.
+        :raises TimeoutError: the timeout set by ``settimeout`` expired.
+        :raises BaseException: the error the writer closed the pipe with.
+        """
+
+    def readinto(buffer):
+        """Read into the writable bytes-like *buffer*.
+
+        :return: the number of bytes read; ``0`` at EOF or for an empty buffer.
+        :raises: as :meth:`read`, and :exc:`TypeError` for a read-only buffer.
+        """
+
+    def readall():
+        """Read until EOF and return all of it as :class:`bytes`.
+
+        :raises: as :meth:`read`.
+        """
+
+    def readline(size=-1):
+        """Read up to and including the next ``b"\\n"``, at most *size* bytes.
+
+        :raises: as :meth:`read`.
+        """
+
+    def readlines(hint=-1):
+        """Read lines until EOF, or until their total size exceeds *hint*.
+
+        :raises: as :meth:`read`.
+        """
+
+    def __iter__():
+        """Iterate over lines, as :meth:`readline` reads them."""
+
+
+class IPipeWriter(ICloser, ITimeouts):
+    """The write end of a synchronous in-memory pipe.
+
+    Each write blocks until readers have consumed all of its data, or
+    the pipe is closed. Parallel writes are gated one after another, so
+    the bytes of each write are contiguous in the stream.
+
+    A write to a pipe whose reader was closed raises
+    :exc:`~gpipe.ClosedPipeError`; one whose reader was closed with
+    ``close_with_error(e)`` raises ``e``. A write on a writer this end's
+    owner closed raises :exc:`~gpipe.ClosedPipeError`.
+
+    A write that raises (a close, a timeout, :class:`gevent.Timeout`,
+    :meth:`gevent.Greenlet.kill`) withdraws what readers had not
+    consumed yet, and tells how much they had: the exception's
+    ``consumed`` attribute is set to that number of bytes when the
+    exception allows attributes.
+    """
+
+    def write(data):
+        """Write all of the bytes-like *data*, blocking until it was read.
+
+        ``write(b"")`` returns ``0`` at once, after checking that the
+        pipe is writable, and wakes no reader.
+
+        :return: ``len(data)`` in bytes.
+        :raises TypeError: *data* is not bytes-like (a :class:`str`, say).
+        :raises ClosedPipeError: this writer was closed, or the reader
+            was closed (or collected) without an error.
+        :raises TimeoutError: the timeout set by ``settimeout`` expired.
+        :raises BaseException: the error the reader closed the pipe with.
+        """
+
+    def writelines(lines):
+        """Write each bytes-like object of *lines* in turn.
+
+        :raises: as :meth:`write`.
+        """
+
+    def flush():
+        """Do nothing: a pipe keeps no buffer to flush."""
+
+
+class ISignal(Interface):
+    """A binary semaphore: the one blocking primitive of the pipe core.
+
+    It is either set or unset; it starts unset. The core calls
+    :meth:`set` only while holding the pipe's mutex, and re-checks the
+    pipe's state after every wakeup, so a stale wakeup is harmless.
+    """
+
+    def wait(timeout):
+        """Block until the signal is set, unset it, and return True.
+
+        Return False if *timeout* seconds (``None``: forever) passed
+        first. Under gevent this yields to the hub, and a
+        :class:`gevent.Timeout` or a kill interrupts it.
+        """
+
+    def set():
+        """Set the signal, waking its waiter; no effect if already set."""
+
+
+class IBackend(Interface):
+    """The blocking primitives a pipe is built on."""
+
+    name = Attribute('The backend\'s name: ``"gevent"`` or ``"threading"``.')
+
+    def mutex():
+        """Return a new reentrant OS lock, never held across a wait."""
+
+    def signal():
+        """Return a new, unset :class:`ISignal`."""

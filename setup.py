@@ -1,0 +1,48 @@
+import os
+
+from setuptools import find_packages, setup
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def read(*parts):
+    with open(os.path.join(here, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+version = {}
+exec(read("gpipe", "_version.py"), version)
+
+setup(
+    name="gevent-gpipe",
+    version=version["__version__"],
+    description="Go's io.Pipe for gevent: a synchronous, unbuffered in-memory byte pipe",
+    long_description=read("README.md"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["gpipe", "gpipe.*"]),
+    package_data={"gpipe": ["py.typed"]},
+    python_requires=">=3.9",
+    install_requires=["gevent>=21.12.0", "zope.interface>=5.0"],
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6.50"],
+        "plot": ["matplotlib"],
+    },
+    classifiers=[
+        "Development Status :: 4 - Beta",
+        "Framework :: gevent",
+        "Intended Audience :: Developers",
+        "License :: OSI Approved :: MIT License",
+        "Operating System :: POSIX",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.9",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Programming Language :: Python :: Implementation :: CPython",
+        "Topic :: Software Development :: Libraries",
+        "Typing :: Typed",
+    ],
+)

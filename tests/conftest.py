@@ -1,0 +1,107 @@
+"""Shared fixtures: every conformance test runs on both backends.
+
+On the gevent backend concurrent tasks are greenlets; on the threading
+backend they are OS threads. Every wait in these helpers is bounded, so
+a deadlock fails the test instead of hanging it (pytest-timeout, set in
+tox.ini, is the last resort).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import gevent
+import pytest
+
+import gpipe
+
+# Upper bound for anything a test waits for; far above what a passing
+# test needs, so that only a real deadlock reaches it.
+WAIT = 10.0
+
+
+class Task:
+    """A call running concurrently with the test, on one backend."""
+
+    def __init__(self, backend: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.backend = backend
+        if backend == "gevent":
+            self._greenlet = gevent.spawn(fn, *args)
+        else:
+            self._result: Any = None
+            self._error: BaseException | None = None
+            self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
+            self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._result = fn(*args)
+        except BaseException as exc:  # handed to get()
+            self._error = exc
+
+    def ready(self) -> bool:
+        if self.backend == "gevent":
+            return bool(self._greenlet.ready())
+        return not self._thread.is_alive()
+
+    def get(self, timeout: float = WAIT) -> Any:
+        """The call's result, or its exception raised here."""
+        if self.backend == "gevent":
+            self._greenlet.join(timeout)
+            if not self._greenlet.ready():
+                pytest.fail(f"task still running after {timeout}s (deadlock?)")
+            return self._greenlet.get(block=False)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            pytest.fail(f"task still running after {timeout}s (deadlock?)")
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def wait_for(predicate: Callable[[], bool], backend: str, what: str) -> None:
+    """Wait until *predicate* holds; fail after WAIT seconds.
+
+    Used to wait until another task is blocked inside the pipe, a state
+    the pipe reports itself (``waiting``); it is not a guess at timing.
+    """
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        if backend == "gevent":
+            gevent.sleep(0.001)
+        else:
+            time.sleep(0.001)
+
+
+def blocked(end: Any, count: int = 1) -> Callable[[], bool]:
+    """A predicate: at least *count* calls on *end*'s side are blocked."""
+    return lambda: end._pipe.waiting(isinstance(end, gpipe.PipeReader)) >= count
+
+
+class Harness:
+    """What a test needs to run against one backend."""
+
+    def __init__(self, backend: str) -> None:
+        self.name = backend
+
+    def pipe(self) -> tuple[gpipe.PipeReader, gpipe.PipeWriter]:
+        return gpipe.pipe(backend=self.name)
+
+    def go(self, fn: Callable[..., Any], *args: Any) -> Task:
+        return Task(self.name, fn, *args)
+
+    def wait_blocked(self, end: Any, count: int = 1) -> None:
+        wait_for(blocked(end, count), self.name, f"{count} call(s) block on {end!r}")
+
+    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
+        wait_for(predicate, self.name, what)
+
+
+@pytest.fixture(params=["gevent", "threading"])
+def bk(request: pytest.FixtureRequest) -> Harness:
+    """The backend under test, with helpers to run concurrent tasks on it."""
+    return Harness(request.param)

@@ -792,6 +792,28 @@ def plot_results(results: dict[str, Any], path: str) -> None:
     left.legend(fontsize="small")
 
     shown = [g for g in results["goals"] if g["ratio"] is not None]
+    mem = results.get("memory")
+    if mem:
+        # Memory goals as ratios too: goal bytes / measured bytes, and the
+        # time of Channel + copy / the time of gpipe.
+        for backend, size in mem["idle_pipe_bytes"].items():
+            limit = mem["idle_goal_bytes"]
+            shown.append(
+                {
+                    "goal": f"idle pipe {size:.0f} B <= {limit} B, {backend}",
+                    "ratio": limit / size,
+                    "target": 1.0,
+                    "pass": size <= limit,
+                }
+            )
+        shown.append(
+            {
+                "goal": f"{mem['pairs']:,} pairs: Channel + copy time / gpipe time",
+                "ratio": mem["pairs_ratio"],
+                "target": 1.0,
+                "pass": mem["pairs_pass"],
+            }
+        )
     names = [g["goal"] for g in shown]
     scores = [g["ratio"] / g["target"] for g in shown]
     colors = ["tab:green" if g["pass"] else "tab:red" for g in shown]
@@ -895,6 +917,8 @@ def _meta(
         "target_s": target,
         "seed": seed,
         "quick": bool(args.quick),
+        # Development mode's debug allocator hooks slow every case down.
+        "dev_mode": sys.flags.dev_mode,
     }
 
 
@@ -912,6 +936,8 @@ def run(args: argparse.Namespace) -> int:
     if rounds < 1 or not target > 0:
         print("bench: --rounds and --target must be positive", file=sys.stderr)
         return 2
+    if sys.flags.dev_mode:
+        print("bench: Python development mode is on; timings are not representative")
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     out = sys.stdout
     buffered = has_bufsize()
@@ -946,6 +972,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             results["memory"] = memory(pipes=100_000, pairs=10_000, rounds=5)
     out.write("\n" + format_table(results) + "\n")
+    for path in [*args.json, *args.plot, *([args.rst] if args.rst else [])]:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     for path in args.json:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)

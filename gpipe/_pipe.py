@@ -25,6 +25,9 @@ _WHOLE_WRITE = sys.maxsize
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
+    kind = type(obj)
+    if kind is bytearray or (kind is bytes and not writable):
+        return memoryview(obj)  # the common cases, already flat bytes
     if isinstance(obj, str):
         raise TypeError(f"{name} must be a bytes-like object, not 'str'")
     try:
@@ -191,9 +194,10 @@ class PipeReader(_End):
         :raises TypeError: *size* is not an integer.
         :raises ValueError: *size* is negative but not -1.
         """
-        if size is None:
-            return self.readall()
-        size = operator.index(size)
+        if type(size) is not int:
+            if size is None:
+                return self.readall()
+            size = operator.index(size)
         if size <= 0:
             if size == -1:
                 return self.readall()

@@ -200,5 +200,11 @@ class IBackend(Interface):
     def mutex():
         """Return a new reentrant OS lock, never held across a wait."""
 
-    def signal():
-        """Return a new, unset :class:`ISignal` for the calling thread to wait on."""
+    def signal(reuse):
+        """Return an unset :class:`ISignal` for the calling thread to wait on.
+
+        *reuse* is ``None`` or a signal this backend made earlier whose
+        waiter has left and which no one will set any more: the backend
+        may clear and return it instead of making a new one, if the
+        calling thread can wait on it.
+        """

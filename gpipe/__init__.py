@@ -8,6 +8,7 @@ use gevent. Start with :func:`pipe`.
 from ._backends import detect_backend
 from ._errors import ClosedPipeError
 from ._pipe import PipeReader, PipeWriter, pipe
+from ._spawn import spawn_consumer, spawn_producer
 from ._version import __version__
 
 __all__ = [
@@ -17,4 +18,6 @@ __all__ = [
     "__version__",
     "detect_backend",
     "pipe",
+    "spawn_consumer",
+    "spawn_producer",
 ]

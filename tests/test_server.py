@@ -250,7 +250,11 @@ def check_download(srv: Server, size: int, level: int | None = None) -> None:
 
 def raw_get(srv: Server, path: str) -> socket.socket:
     sock = socket.create_connection((srv.host, srv.port), timeout=IO_TIMEOUT)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {srv.host}\r\n\r\n".encode())
+    # "Connection: close": a complete response ends the connection, so that
+    # reading until it closes takes no longer than the response.
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: {srv.host}\r\nConnection: close\r\n\r\n".encode()
+    )
     return sock
 
 

@@ -46,7 +46,9 @@ def expected_part(index: int, size: int) -> bytes:
 class Server:
     """One ``python -m gpipe serve --port 0`` process."""
 
-    def __init__(self, log: Path, dev_mode: bool = True) -> None:
+    def __init__(
+        self, log: Path, dev_mode: bool = True, argv: list[str] | None = None
+    ) -> None:
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 -- closed in stop()
         # Development mode shows ResourceWarning: an unclosed pipe end in the
@@ -59,7 +61,7 @@ class Server:
             if k not in ("PYTHONDEVMODE", "PYTHONMALLOC")
         }
         self.proc = subprocess.Popen(
-            [sys.executable, *mode, "-m", "gpipe", "serve", "--port", "0"],
+            [sys.executable, *mode, *(argv or ["-m", "gpipe", "serve"]), "--port", "0"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=self._log,  # a file: the access log never fills a pipe
@@ -70,7 +72,8 @@ class Server:
         if not line.startswith("serving on http://"):
             self.stop()
             pytest.fail(f"server did not start: {line!r} {log.read_text()}")
-        host_port = line.split("//", 1)[1].rstrip("/\n")
+        self.banner = line
+        host_port = line.split("//", 1)[1].split("/", 1)[0]
         host, port = host_port.rsplit(":", 1)
         self.host, self.port = host, int(port)
 
@@ -441,6 +444,52 @@ def concurrent_downloads(srv: Server, count: int, size: int) -> dict[str, int]:
 def test_concurrent_downloads_light(server):
     at_once = concurrent_downloads(server, 20, MiB + 3)
     assert at_once["producers"] >= 1
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "script, backend",
+    [("gevent_server.py", "gevent"), ("threaded_server.py", "threading")],
+)
+def test_examples(tmp_path, script, backend):
+    srv = Server(tmp_path / "server.log", argv=[str(EXAMPLES / script)])
+    try:
+        assert srv.banner.endswith(f"(backend {backend})\n")
+        conn = srv.conn()
+        conn.request("GET", "/squares.csv?rows=20000")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        rows = "".join(f"{n},{n * n}\r\n" for n in range(20000))
+        assert resp.read().decode() == "n,square\r\n" + rows
+        conn.close()
+
+        data = random.Random(0).randbytes(3 * MiB + 1)
+        headers = [{"Content-Length": str(len(data))}]
+        if backend == "gevent":  # wsgiref has no chunked request bodies
+            headers.append({"Transfer-Encoding": "chunked"})
+        for header in headers:
+            conn = srv.conn()
+            body = iter([data[i : i + 100_000] for i in range(0, len(data), 100_000)])
+            chunked = "Transfer-Encoding" in header
+            conn.request(
+                "POST", "/sha256", body=body, headers=header, encode_chunked=chunked
+            )
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert json.loads(resp.read()) == {
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "backend": backend,
+            }
+            conn.close()
+    finally:
+        srv.stop()
+    log = srv.log_path.read_text()
+    assert "Traceback" not in log
+    assert "ResourceWarning" not in log
 
 
 # -- heavy: the integration env -----------------------------------------------

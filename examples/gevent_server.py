@@ -1,13 +1,11 @@
 """Serve streaming_app.py with gevent.pywsgi: one greenlet per body.
 
+gevent.pywsgi needs no monkey-patching, and neither does gpipe.
+
 python examples/gevent_server.py --port 8000
 curl -s 'http://127.0.0.1:8000/squares.csv?rows=5'
 curl -s -H 'Transfer-Encoding: chunked' --data-binary @big.iso http://127.0.0.1:8000/sha256
 """
-
-from gevent import monkey
-
-monkey.patch_all()  # first, before other imports, as gevent asks
 
 import argparse
 

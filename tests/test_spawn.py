@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 import gevent
+import gevent.event
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 

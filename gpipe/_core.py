@@ -301,9 +301,11 @@ class Pipe:
                 # read, so that an interrupted read consumes nothing.
                 if isinstance(got, int):
                     assert isinstance(want, memoryview)
-                    got = want[:got]
+                    kept = bytearray(want[:got])
+                else:
+                    kept = bytearray(got)
                 # In front of whatever writers buffered since.
-                self._buf = bytearray(got) + self._buf
+                self._buf = kept + self._buf
             raise
         finally:
             self._want = self._got = self._rwaiter = None
@@ -311,8 +313,9 @@ class Pipe:
     def _read_buffered(self, want: Want) -> Got:
         buf = self._buf
         if isinstance(want, int):
-            got: Got = bytes(buf[:want])
-            n = len(got)
+            data = bytes(buf[:want])
+            n = len(data)
+            got: Got = data
         else:
             n = min(len(want), len(buf))
             with memoryview(buf) as view:

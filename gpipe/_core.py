@@ -10,6 +10,11 @@ a reader waiting copies into the reader's buffer and returns without
 blocking; a reader that finds a write pending copies from it and wakes
 the writer only when the write is used up. So most handoffs block one
 side once, not both.
+
+A pipe made with ``bufsize > 0`` also keeps up to that many bytes in
+``_buf``, so writers can run ahead of readers; unbuffered pipes use
+``_buf`` only for the bytes of an interrupted read (see
+``_wait_for_writer``).
 """
 
 from __future__ import annotations
@@ -31,12 +36,6 @@ Got = Union[int, bytes]
 # every raise starts again from that traceback, so raising one stored error
 # over and over never grows its traceback chain.
 _Error = tuple[BaseException, Any]
-
-
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    return max(0.0, deadline - _monotonic())
 
 
 def _consumed(exc: BaseException, count: int) -> None:
@@ -71,18 +70,21 @@ class Pipe:
         "_wgate",
         "_rwaiter",
         "_wwaiter",
+        "_rsig",
+        "_wsig",
         "_want",
         "_got",
         "_wview",
         "_woff",
-        "_pushback",
+        "_buf",
+        "_bufsize",
         "_rclosed",
         "_wclosed",
         "_rerr",
         "_werr",
     )
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, bufsize: int = 0) -> None:
         self.backend = backend
         self._mutex = backend.mutex()
         self._rgate = _Gate()
@@ -94,13 +96,20 @@ class Pipe:
         # on another thread's hub to wake up.)
         self._rwaiter: Any = None  # the reader waiting in _want
         self._wwaiter: Any = None  # the writer waiting on _wview
+        # The last signal each side waited on, which the backend hands out
+        # again (cleared) when the next wait is in the same thread.
+        self._rsig: Any = None
+        self._wsig: Any = None
         self._want: Optional[Want] = None  # the waiting reader's request
         self._got: Optional[Got] = None  # what a writer put into _want
         self._wview: Optional[memoryview] = None  # the pending write
         self._woff = 0  # how much of _wview readers consumed
-        # Bytes a writer handed to a reader that was interrupted before it
-        # could return them: read first, so nothing is lost or reordered.
-        self._pushback = b""
+        # Bytes accepted from writers and not read yet, read before anything
+        # else: up to bufsize of them, plus any a writer handed to a reader
+        # that was interrupted before it could return them. An empty bytes
+        # until needed, then a bytearray (whose front deletion is cheap).
+        self._buf: Union[bytes, bytearray] = b""
+        self._bufsize = bufsize
         self._rclosed = False
         self._wclosed = False
         self._rerr: Optional[_Error] = None
@@ -115,7 +124,7 @@ class Pipe:
             self._rclosed = True
             if exc is not None:
                 self._rerr = (exc, exc.__traceback__)
-            self._pushback = b""
+            self._buf = b""  # no one will read it
             self._wake_all()
 
     def close_write(self, exc: Optional[BaseException]) -> None:
@@ -156,13 +165,13 @@ class Pipe:
         """What a read returns once the writer is closed and nothing is left."""
         if self._werr is not None:
             raise self._read_error()
-        return b"" if type(want) is int else 0
+        return b"" if isinstance(want, int) else 0
 
     def check_read(self) -> None:
         """The checks of a read, for an empty read that must not block."""
         with self._mutex:
             if self._rclosed or (
-                self._wclosed and self._werr is not None and not self._pushback
+                self._wclosed and self._werr is not None and not self._buf
             ):
                 raise self._read_error()
 
@@ -178,13 +187,13 @@ class Pipe:
 
     def _enter_gate(self, gate: _Gate, deadline: Optional[float]) -> None:
         """Wait until the busy *gate* is handed to this call."""
-        waiter = self.backend.signal()
+        waiter = self.backend.signal(None)
         queue = gate.queue
         if queue is None:
             queue = gate.queue = deque()
         queue.append(waiter)
         try:
-            timeout = _remaining(deadline)
+            timeout = None if deadline is None else max(0.0, deadline - _monotonic())
             self._mutex.release()
             try:
                 handed = waiter.wait(timeout)
@@ -209,52 +218,65 @@ class Pipe:
             gate.busy = False
 
     # -- reading -----------------------------------------------------------
+    #
+    # read() and write() are the hot path: each is one function, with the
+    # gate and the deadline inlined, because at small sizes the cost of a
+    # handoff is its Python calls, not its copy.
 
     def read(self, want: Want, timeout: Optional[float]) -> Got:
         """Fill *want* from the next write; ``0``/``b""`` at EOF."""
         deadline = None if timeout is None else _monotonic() + timeout
-        with self._mutex:
+        mutex = self._mutex
+        mutex.acquire()  # explicit: cheaper than "with", on every call
+        try:
             gate = self._rgate
             if gate.busy:
                 self._enter_gate(gate, deadline)
             else:
                 gate.busy = True
             try:
-                return self._read(want, deadline)
+                if self._rclosed:
+                    raise self._read_error()
+                if self._buf:
+                    return self._read_buffered(want)
+                if self._wclosed:
+                    return self._eof(want)
+                view = self._wview
+                if view is not None:
+                    # A write is pending: copy from it; wake its writer once
+                    # it is used up.
+                    off = self._woff
+                    if isinstance(want, int):
+                        data = bytes(view[off : off + want])
+                        off += len(data)
+                        got: Got = data
+                    else:
+                        n = min(len(want), len(view) - off)
+                        want[:n] = view[off : off + n]
+                        off += n
+                        got = n
+                    if off == len(view):
+                        self._wview = None
+                        self._wwaiter.set()
+                    else:
+                        self._woff = off
+                    return got
+                return self._wait_for_writer(want, deadline)
             finally:
-                self._leave_gate(gate)
+                if gate.queue:
+                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                else:
+                    gate.busy = False
+        finally:
+            mutex.release()
 
-    def _read(self, want: Want, deadline: Optional[float]) -> Got:
-        if self._rclosed:
-            raise self._read_error()
-        if self._pushback:
-            return self._read_pushback(want)
-        if self._wclosed:
-            return self._eof(want)
-        view = self._wview
-        if view is not None:
-            # A write is pending: copy from it; wake its writer once used up.
-            off = self._woff
-            if type(want) is int:
-                got: Got = bytes(view[off : off + want])
-                n = len(got)
-            else:
-                n = min(len(want), len(view) - off)
-                want[:n] = view[off : off + n]
-                got = n
-            off += n
-            if off == len(view):
-                self._wview = None
-                self._wwaiter.set()
-            else:
-                self._woff = off
-            return got
-        # Nothing to read yet: wait for a writer to fill our request.
-        waiter = self._rwaiter = self.backend.signal()
+    def _wait_for_writer(self, want: Want, deadline: Optional[float]) -> Got:
+        """Publish *want* for the next writer to fill, and wait for it."""
+        waiter = self._rwaiter = self._rsig = self.backend.signal(self._rsig)
         self._want = want
         try:
             while True:
-                timeout = _remaining(deadline)
+                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
                 self._mutex.release()
                 try:
                     ok = waiter.wait(timeout)
@@ -277,27 +299,64 @@ class Pipe:
                 # A writer filled the request before the interruption landed,
                 # and may already have returned: keep the bytes for the next
                 # read, so that an interrupted read consumes nothing.
-                self._pushback = got if type(got) is bytes else bytes(want[:got])  # type: ignore[index]
+                if isinstance(got, int):
+                    assert isinstance(want, memoryview)
+                    kept = bytearray(want[:got])
+                else:
+                    kept = bytearray(got)
+                # In front of whatever writers buffered since.
+                self._buf = kept + self._buf
             raise
         finally:
             self._want = self._got = self._rwaiter = None
 
-    def _read_pushback(self, want: Want) -> Got:
-        data = self._pushback
-        if type(want) is int:
-            self._pushback = data[want:]
-            return data[:want]
-        n = min(len(want), len(data))
-        want[:n] = data[:n]
-        self._pushback = data[n:]
-        return n
+    def _read_buffered(self, want: Want) -> Got:
+        buf = self._buf
+        if isinstance(want, int):
+            data = bytes(buf[:want])
+            n = len(data)
+            got: Got = data
+        else:
+            n = min(len(want), len(buf))
+            with memoryview(buf) as view:
+                want[:n] = view[:n]
+            got = n
+        if n == len(buf):
+            self._buf = b""
+        else:
+            assert isinstance(buf, bytearray)
+            del buf[:n]
+        if self._wview is not None:
+            self._refill()
+        return got
+
+    def _refill(self) -> None:
+        """Move what fits of the pending write into the buffer."""
+        view = self._wview
+        assert view is not None
+        off = self._woff
+        end = min(len(view), off + self._bufsize - len(self._buf))
+        if end <= off:
+            return
+        buf = self._buf
+        if not isinstance(buf, bytearray):
+            buf = self._buf = bytearray(buf)
+        buf += view[off:end]
+        if end == len(view):
+            self._wview = None
+            self._wwaiter.set()
+        else:
+            self._woff = end
 
     # -- writing -----------------------------------------------------------
 
     def write(self, view: memoryview, timeout: Optional[float]) -> int:
         """Hand all of the non-empty byte memoryview *view* to readers."""
         deadline = None if timeout is None else _monotonic() + timeout
-        with self._mutex:
+        size = len(view)
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             gate = self._wgate
             if gate.busy:
                 try:
@@ -308,39 +367,60 @@ class Pipe:
             else:
                 gate.busy = True
             try:
-                return self._write(view, deadline)
-            finally:
-                self._leave_gate(gate)
-
-    def _write(self, view: memoryview, deadline: Optional[float]) -> int:
-        size = len(view)
-        done = 0  # consumed so far, until the rest is published
-        published = False
-        try:
-            if self._wclosed or self._rclosed:
-                raise self._write_error()
-            want = self._want
-            if want is not None and self._got is None:
-                # A reader is waiting: fill its request now, so that only the
-                # reader blocked for this handoff.
-                if type(want) is int:
-                    got = bytes(view[:want])
-                    done = len(got)
-                    self._got = got
+                if self._wclosed or self._rclosed:
+                    error = self._write_error()
+                    _consumed(error, 0)
+                    raise error
+                want = self._want
+                if want is not None and self._got is None:
+                    # A reader is waiting: fill its request now, so that only
+                    # the reader blocked for this handoff.
+                    if isinstance(want, int):
+                        got = bytes(view[:want])
+                        done = len(got)
+                        self._got = got
+                    else:
+                        done = min(len(want), size)
+                        want[:done] = view[:done]
+                        self._got = done
+                    self._rwaiter.set()
+                    if done == size:
+                        return size
                 else:
-                    done = min(len(want), size)
-                    want[:done] = view[:done]
-                    self._got = done
-                self._rwaiter.set()
-                if done == size:
-                    return size
-            # Publish the rest and wait until readers used it up.
-            waiter = self._wwaiter = self.backend.signal()
-            self._wview = view
-            self._woff = done
-            published = True
+                    done = 0
+                if self._bufsize:
+                    done = self._buffer(view, done)
+                    if done == size:
+                        return size
+                return self._wait_for_readers(view, done, deadline)
+            finally:
+                if gate.queue:
+                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                else:
+                    gate.busy = False
+        finally:
+            mutex.release()
+
+    def _buffer(self, view: memoryview, done: int) -> int:
+        """Buffer what fits of *view* after *done* bytes; return the new *done*."""
+        end = min(len(view), done + self._bufsize - len(self._buf))
+        if end > done:
+            buf = self._buf
+            if not isinstance(buf, bytearray):
+                buf = self._buf = bytearray(buf)
+            buf += view[done:end]
+            return end
+        return done
+
+    def _wait_for_readers(self, view: memoryview, done: int, deadline: Optional[float]) -> int:
+        """Publish the rest of *view* after *done* bytes; wait until it is read."""
+        size = len(view)
+        waiter = self._wwaiter = self._wsig = self.backend.signal(self._wsig)
+        self._wview = view
+        self._woff = done
+        try:
             while True:
-                timeout = _remaining(deadline)
+                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
                 self._mutex.release()
                 try:
                     ok = waiter.wait(timeout)
@@ -356,14 +436,11 @@ class Pipe:
                     raise TimeoutError("write timed out")
         except BaseException as exc:
             # What no reader took is withdrawn (below); say how much was taken.
-            if published:
-                done = size if self._wview is None else self._woff
-            _consumed(exc, done)
+            _consumed(exc, size if self._wview is None else self._woff)
             raise
         finally:
-            if published:
-                # Never keep the caller's buffer once write() returns.
-                self._wview = self._wwaiter = None
+            # Never keep the caller's buffer once write() returns.
+            self._wview = self._wwaiter = None
 
     # -- introspection -----------------------------------------------------
 

@@ -17,7 +17,11 @@ from ._core import Pipe
 from ._errors import ClosedPipeError
 from .interfaces import IPipeReader, IPipeWriter
 
-__all__ = ["PipeReader", "PipeWriter", "pipe"]
+__all__ = ["ChunkIterator", "PipeReader", "PipeWriter", "pipe"]
+
+# iter_chunks()'s default: large enough to amortise a switch per chunk,
+# small enough to keep a server's many bodies in constant memory.
+DEFAULT_CHUNK = 65536
 
 # readall() asks for "the rest of the current write, however long".
 _WHOLE_WRITE = sys.maxsize
@@ -25,6 +29,9 @@ _WHOLE_WRITE = sys.maxsize
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
+    kind = type(obj)
+    if kind is bytearray or (kind is bytes and not writable):
+        return memoryview(obj)  # the common cases, already flat bytes
     if isinstance(obj, str):
         raise TypeError(f"{name} must be a bytes-like object, not 'str'")
     try:
@@ -191,9 +198,10 @@ class PipeReader(_End):
         :raises TypeError: *size* is not an integer.
         :raises ValueError: *size* is negative but not -1.
         """
-        if size is None:
-            return self.readall()
-        size = operator.index(size)
+        if type(size) is not int:
+            if size is None:
+                return self.readall()
+            size = operator.index(size)
         if size <= 0:
             if size == -1:
                 return self.readall()
@@ -230,18 +238,76 @@ class PipeReader(_End):
         :raises: as :meth:`read`; what was read before an error is lost
             with it.
         """
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = self._pipe.read(_WHOLE_WRITE, self._timeout)
+            assert type(data) is bytes
             if not data:
-                return b"".join(chunks)  # type: ignore[arg-type]
+                return b"".join(chunks)
             chunks.append(data)
+
+    def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:
+        """Return an iterator over the data as non-empty chunks, until EOF.
+
+        Each chunk is the :class:`bytes` of one :meth:`read` of at most
+        *size* bytes. The iterator closes this reader at EOF, and its
+        ``close()`` closes this reader at any time, so it is a correct
+        WSGI response body (PEP 3333): when the server closes it because
+        the client went away, the writer's next write raises
+        :exc:`~gpipe.ClosedPipeError`.
+
+        :param size: the largest chunk, in bytes.
+        :return: a :class:`ChunkIterator`; each step raises as :meth:`read`.
+        :raises TypeError: *size* is not an integer.
+        :raises ValueError: *size* is not positive.
+        """
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(
+                f"iter_chunks() size must be an integer, not {type(size).__name__!r}"
+            )
+        if size <= 0:
+            raise ValueError(f"iter_chunks() size must be > 0, not {size!r}")
+        return ChunkIterator(self, int(size))
 
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_read(exc)
 
     def _collected(self, core: Pipe) -> None:
         core.close_read(ClosedPipeError("read end collected without close"))
+
+
+class ChunkIterator:
+    """The iterator :meth:`PipeReader.iter_chunks` returns.
+
+    Yields non-empty :class:`bytes` until EOF, then closes the reader.
+    """
+
+    __slots__ = ("_reader", "_size")
+
+    def __init__(self, reader: PipeReader, size: int) -> None:
+        self._reader = reader
+        self._size = size
+
+    def __iter__(self) -> ChunkIterator:
+        return self
+
+    def __next__(self) -> bytes:
+        """Return the next chunk.
+
+        :raises StopIteration: at EOF, and after :meth:`close`.
+        :raises: otherwise as :meth:`PipeReader.read`.
+        """
+        if self._reader.closed:
+            raise StopIteration
+        data = self._reader.read(self._size)
+        if not data:
+            self._reader.close()
+            raise StopIteration
+        return data
+
+    def close(self) -> None:
+        """Close the reader (never blocks); later steps stop the iteration."""
+        self._reader.close()
 
 
 @implementer(IPipeWriter)
@@ -305,7 +371,7 @@ class PipeWriter(_End):
         core.close_write(ClosedPipeError("write end collected without close"))
 
 
-def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
+def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
     """Create a synchronous in-memory pipe and return its two ends.
 
     It connects code that wants to read a file with code that wants to
@@ -321,14 +387,30 @@ def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
     writes are safe too: they are gated one after another, so each
     write's bytes are contiguous in the stream.
 
+    :param bufsize: ``0`` (the default) for the unbuffered pipe above.
+        A positive *bufsize* lets writers run ahead of readers by up to
+        that many bytes, as an OS pipe does: a write returns once all of
+        its bytes were buffered or read, and a read may return bytes of
+        several writes. Every close and error rule still holds: after the
+        writer's :meth:`~PipeWriter.close` readers get the buffered bytes,
+        then EOF; after its ``close_with_error(e)``, the buffered bytes,
+        then ``e``; the reader's close discards the buffer and fails
+        writers at once.
     :param backend: how blocking calls wait. ``"gevent"`` yields to the
         gevent hub (and works when one end is used from a native thread);
         ``"threading"`` blocks the OS thread. ``None`` (the default) asks
         :func:`detect_backend` now, on every call.
     :return: ``(reader, writer)``.
-    :raises ValueError: *backend* is not ``None``, ``"gevent"`` or
-        ``"threading"``.
-    :raises TypeError: *backend* is not a string.
+    :raises TypeError: *bufsize* is not an integer, or *backend* is not
+        a string.
+    :raises ValueError: *bufsize* is negative, or *backend* is not
+        ``None``, ``"gevent"`` or ``"threading"``.
+
+    .. versionadded:: 0.1.0
     """
-    core = Pipe(get_backend(backend))
+    if isinstance(bufsize, bool) or not isinstance(bufsize, int):
+        raise TypeError(f"bufsize must be an int, not {type(bufsize).__name__!r}")
+    if bufsize < 0:
+        raise ValueError(f"bufsize must be >= 0, not {bufsize}")
+    core = Pipe(get_backend(backend), bufsize)
     return PipeReader(core), PipeWriter(core)

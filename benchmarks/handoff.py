@@ -70,9 +70,7 @@ def count_switches(kind: str, size: int, n: int = HANDOFFS) -> dict[str, float]:
     return {key: value / n for key, value in counts.items()}
 
 
-def ping_pong(
-    make: Callable[[], tuple[Callable[[], Any], Callable[[], Any]]], n: int
-) -> float:
+def ping_pong(make: Callable[[], tuple[Callable[[], Any], Callable[[], Any]]], n: int) -> float:
     """Seconds per wake-up: two greenlets take turns, each blocking once a turn."""
     a_wait, a_wake = make()
     b_wait, b_wake = make()
@@ -135,9 +133,7 @@ def per_handoff(kind: str, size: int) -> Callable[[], float]:
     return lambda: run(size, HANDOFFS) / HANDOFFS
 
 
-def per_call(
-    stmt: str, setup: dict[str, Any], number: int = 100_000
-) -> Callable[[], float]:
+def per_call(stmt: str, setup: dict[str, Any], number: int = 100_000) -> Callable[[], float]:
     timer = timeit.Timer(stmt, globals=setup)
     return lambda: timer.timeit(number) / number
 
@@ -164,9 +160,7 @@ def main(argv: list[str]) -> int:
         for kind in ("gevent-readinto", "gevent-read", "channel-copy", "os-pipe"):
             found = count_switches(kind, size)
             shown = ", ".join(f"{key} {value:.2f}" for key, value in found.items())
-            print(
-                f"  {_bench.LABELS[kind]:28} {size:5} B: {sum(found.values()):.2f} ({shown})"
-            )
+            print(f"  {_bench.LABELS[kind]:28} {size:5} B: {sum(found.values()):.2f} ({shown})")
 
     small, page = bytearray(64), bytearray(4096)
     items = {
@@ -177,12 +171,8 @@ def main(argv: list[str]) -> int:
     items.update(
         {
             "wake: gevent.lock.Semaphore": lambda: ping_pong(semaphore, HANDOFFS),
-            "wake: gevent.event.Event (wait, clear)": lambda: ping_pong(
-                event, HANDOFFS
-            ),
-            "wake: gevent Waiter + loop.run_callback": lambda: ping_pong(
-                waiter, HANDOFFS
-            ),
+            "wake: gevent.event.Event (wait, clear)": lambda: ping_pong(event, HANDOFFS),
+            "wake: gevent Waiter + loop.run_callback": lambda: ping_pong(waiter, HANDOFFS),
         }
     )
     import _thread

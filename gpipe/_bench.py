@@ -79,10 +79,7 @@ def _gpipe_greenlets(size: int, count: int, *, mode: str, bufsize: int = 0) -> f
     import gpipe
 
     if bufsize:
-        # Typed as Any: gpipe.pipe() takes bufsize only where the buffered
-        # mode exists, and this case runs only there (see has_bufsize()).
-        make: Any = gpipe.pipe
-        reader, writer = make(bufsize, backend="gevent")
+        reader, writer = gpipe.pipe(bufsize, backend="gevent")
         read_size = bufsize
     else:
         reader, writer = gpipe.pipe(backend="gevent")
@@ -347,13 +344,9 @@ def has_bufsize() -> bool:
 
 def make_cases(buffered: bool) -> list[Case]:
     """Return every case to run, the buffered ones only if *buffered*."""
-    cases = [
-        Case(kind, size, run) for kind, (_, run) in KINDS.items() for size in SIZES
-    ]
+    cases = [Case(kind, size, run) for kind, (_, run) in KINDS.items() for size in SIZES]
     if buffered:
-        cases += [
-            Case(kind, SMALL_WRITE, run) for kind, (_, run) in BUFFERED_KINDS.items()
-        ]
+        cases += [Case(kind, SMALL_WRITE, run) for kind, (_, run) in BUFFERED_KINDS.items()]
     return cases
 
 
@@ -460,9 +453,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             size,
             1.0,
         )
-    ratio(
-        "gevent readinto / os.pipe, 64 KiB", "gevent-readinto", "os-pipe", 64 * KiB, 4.0
-    )
+    ratio("gevent readinto / os.pipe, 64 KiB", "gevent-readinto", "os-pipe", 64 * KiB, 4.0)
     ratio("gevent readinto / memcpy, 1 MiB", "gevent-readinto", "memcpy", MiB, 0.8)
     for backend in ("gevent", "threading"):
         for size in SIZES:
@@ -598,9 +589,7 @@ def _pairs_channel(pairs: int) -> float:
 
 def memory(pipes: int, pairs: int, rounds: int) -> dict[str, Any]:
     """The memory goals: idle pipe size, and many concurrent pairs."""
-    idle = {
-        backend: idle_pipe_bytes(backend, pipes) for backend in ("gevent", "threading")
-    }
+    idle = {backend: idle_pipe_bytes(backend, pipes) for backend in ("gevent", "threading")}
     times: dict[str, list[float]] = {"gpipe": [], "channel-copy": []}
     runners = {"gpipe": _pairs_gpipe, "channel-copy": _pairs_channel}
     _pairs_gpipe(min(pairs, 100))  # warm-up
@@ -656,7 +645,8 @@ def format_table(results: dict[str, Any]) -> str:
         value = goal["ratio"]
         shown = "   -  " if value is None else f"{value:6.2f}"
         lines.append(
-            f"  {_verdict(goal['pass']):4} {shown}x  (goal >= {goal['target']:.1f}x)  {goal['goal']}"
+            f"  {_verdict(goal['pass']):4} {shown}x"
+            f"  (goal >= {goal['target']:.1f}x)  {goal['goal']}"
         )
     mem = results.get("memory")
     if mem:
@@ -681,9 +671,7 @@ def format_table(results: dict[str, Any]) -> str:
 def format_rst(results: dict[str, Any]) -> str:
     """The results as reST tables (throughput, goals, memory)."""
     meta = results["meta"]
-    kinds = [
-        kind for kind in LABELS if any(r["kind"] == kind for r in results["cases"])
-    ]
+    kinds = [kind for kind in LABELS if any(r["kind"] == kind for r in results["cases"])]
 
     def cell(kind: str, size: int) -> str:
         rate = _rate(results, kind, size)
@@ -873,9 +861,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="time of one case run, by calibration (0.2; --quick: 0.003)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=None, help="seed of the round orders"
-    )
+    parser.add_argument("--seed", type=int, default=None, help="seed of the round orders")
     parser.add_argument(
         "--json",
         action="append",
@@ -890,17 +876,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="draw a PNG (needs matplotlib)",
     )
-    parser.add_argument(
-        "--rst", metavar="PATH", help="write the results as reST tables"
-    )
-    parser.add_argument(
-        "--no-memory", action="store_true", help="skip the memory goals"
-    )
+    parser.add_argument("--rst", metavar="PATH", help="write the results as reST tables")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory goals")
 
 
-def _meta(
-    args: argparse.Namespace, rounds: int, target: float, seed: int
-) -> dict[str, Any]:
+def _meta(args: argparse.Namespace, rounds: int, target: float, seed: int) -> dict[str, Any]:
     import gevent
 
     import gpipe
@@ -965,9 +945,7 @@ def run(args: argparse.Namespace) -> int:
         "orders": orders,
         "buffered": {
             "available": buffered,
-            "reason": "measured"
-            if buffered
-            else "gpipe.pipe() takes no bufsize argument",
+            "reason": "measured" if buffered else "gpipe.pipe() takes no bufsize argument",
         },
     }
     results["goals"] = goals(results)
@@ -995,7 +973,8 @@ def run(args: argparse.Namespace) -> int:
             plot_results(results, path)
         except ImportError:
             out.write(
-                f"plot skipped: matplotlib is not installed (pip install 'gevent-gpipe[plot]'); not written: {path}\n"
+                "plot skipped: matplotlib is not installed"
+                f" (pip install 'gevent-gpipe[plot]'); not written: {path}\n"
             )
         else:
             out.write(f"wrote {path}\n")

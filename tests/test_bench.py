@@ -74,7 +74,8 @@ def test_smoke_reports_goals_and_memory(smoke: dict[str, Any]) -> None:
     assert buffered == _bench.has_bufsize()
     for goal in results["goals"]:
         if goal["kind"] == "gevent-buffered" and not buffered:
-            assert goal["ratio"] is None and goal["pass"] is None
+            assert goal["ratio"] is None
+            assert goal["pass"] is None
         else:
             assert goal["ratio"] > 0
             assert goal["pass"] == (goal["ratio"] >= goal["target"])
@@ -105,8 +106,7 @@ def test_smoke_writes_rst_and_plot(smoke: dict[str, Any]) -> None:
 def _fake(rates: dict[tuple[str, int], float]) -> dict[str, Any]:
     return {
         "cases": [
-            {"kind": kind, "size": size, "mb_per_s": rate}
-            for (kind, size), rate in rates.items()
+            {"kind": kind, "size": size, "mb_per_s": rate} for (kind, size), rate in rates.items()
         ]
     }
 
@@ -117,9 +117,7 @@ def test_goal_ratios() -> None:
     rates["gevent-readinto", 4096] = 50.0  # 0.5x
     rates["threading-read", 65536] = 89.0  # 0.89x readinto
     goals = {g["goal"]: g for g in _bench.goals(_fake(rates))}
-    assert goals["gevent readinto / Channel + copy, 64 B"]["ratio"] == pytest.approx(
-        1.5
-    )
+    assert goals["gevent readinto / Channel + copy, 64 B"]["ratio"] == pytest.approx(1.5)
     assert goals["gevent readinto / Channel + copy, 64 B"]["pass"] is True
     assert goals["gevent readinto / Channel + copy, 4 KiB"]["pass"] is False
     assert goals["gevent readinto / os.pipe, 64 KiB"]["ratio"] == pytest.approx(1.0)
@@ -127,7 +125,8 @@ def test_goal_ratios() -> None:
     assert goals["threading read(n) / readinto, 64 KiB"]["pass"] is False
     assert goals["threading read(n) / readinto, 1 MiB"]["pass"] is True
     buffered = goals["pipe(65536) / os.pipe, 64 B writes"]
-    assert buffered["ratio"] is None and buffered["pass"] is None
+    assert buffered["ratio"] is None
+    assert buffered["pass"] is None
 
 
 def test_bad_arguments() -> None:

@@ -433,10 +433,10 @@ def summarize(case: Case) -> dict[str, Any]:
 # -- goals -------------------------------------------------------------------
 
 
-def _rate(results: dict[str, Any], kind: str, size: int) -> float | None:
+def _rate(results: dict[str, Any], kind: str, size: int, field: str = "mb_per_s") -> float | None:
     for record in results["cases"]:
         if record["kind"] == kind and record["size"] == size:
-            return float(record["mb_per_s"])
+            return float(record[field]) if field in record else None
     return None
 
 
@@ -455,6 +455,13 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     def ratio(name: str, kind: str, peer: str, size: int, target: float) -> None:
         a, b = _rate(results, kind, size), _rate(results, peer, size)
         value = None if a is None or b is None else a / b
+        # The same ratio from each case's fastest round: far from the
+        # median ratio means the machine was noisy during the run.
+        a, b = (
+            _rate(results, kind, size, "mb_per_s_max"),
+            _rate(results, peer, size, "mb_per_s_max"),
+        )
+        best = None if a is None or b is None else a / b
         found.append(
             {
                 "goal": name,
@@ -463,6 +470,7 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "size": size,
                 "target": target,
                 "ratio": value,
+                "ratio_of_best": best,
                 "pass": None if value is None else value >= target,
             }
         )
@@ -662,13 +670,15 @@ def format_table(results: dict[str, Any]) -> str:
     if not results["buffered"]["available"]:
         lines.append(f"buffered mode not available: {results['buffered']['reason']}")
     lines.append("")
-    lines.append("goals (throughput ratios, medians of this run):")
+    lines.append("goals (ratios of median throughputs in this run, and of each case's best round):")
     for goal in results["goals"]:
         value = goal["ratio"]
         shown = "   -  " if value is None else f"{value:6.2f}"
+        best = goal.get("ratio_of_best")
+        best_shown = "   -  " if best is None else f"{best:6.2f}"
         lines.append(
-            f"  {_verdict(goal['pass']):4} {shown}x"
-            f"  (goal >= {goal['target']:.1f}x)  {goal['goal']}"
+            f"  {_verdict(goal['pass']):4} {shown}x  (best rounds {best_shown}x)"
+            f"  goal >= {goal['target']:.1f}x  {goal['goal']}"
         )
     mem = results.get("memory")
     if mem:
@@ -729,16 +739,19 @@ def format_rst(results: dict[str, Any]) -> str:
         "",
         "   * - Goal",
         "     - Target",
-        "     - Measured",
+        "     - Measured (medians)",
         "     - Result",
+        "     - Best rounds",
     ]
     for goal in results["goals"]:
         value = goal["ratio"]
+        best = goal.get("ratio_of_best")
         out += [
             f"   * - {goal['goal']}",
             f"     - >= {goal['target']:.1f}x",
             f"     - {'not run' if value is None else f'{value:.2f}x'}",
             f"     - {_verdict(goal['pass'])}",
+            f"     - {'' if best is None else f'{best:.2f}x'}",
         ]
     mem = results.get("memory")
     if mem:

@@ -34,6 +34,7 @@ from gevent.event import Event
 from gevent.lock import Semaphore
 
 from gpipe import _bench
+from gpipe._backends import get_backend
 from gpipe._pipe import _byte_view
 
 try:
@@ -128,6 +129,12 @@ def waiter() -> tuple[Callable[[], Any], Callable[[], Any]]:
     return wait, wake
 
 
+def gpipe_signal() -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """The gevent backend's own signal, the one a blocked pipe call waits on."""
+    sig = get_backend("gevent").signal()
+    return lambda: sig.wait(None), sig.set
+
+
 def per_handoff(kind: str, size: int) -> Callable[[], float]:
     run = _bench.KINDS[kind][1]
     return lambda: run(size, HANDOFFS) / HANDOFFS
@@ -173,6 +180,7 @@ def main(argv: list[str]) -> int:
             "wake: gevent.lock.Semaphore": lambda: ping_pong(semaphore, HANDOFFS),
             "wake: gevent.event.Event (wait, clear)": lambda: ping_pong(event, HANDOFFS),
             "wake: gevent Waiter + loop.run_callback": lambda: ping_pong(waiter, HANDOFFS),
+            "wake: gpipe's gevent backend signal": lambda: ping_pong(gpipe_signal, HANDOFFS),
         }
     )
     import _thread
@@ -188,6 +196,14 @@ def main(argv: list[str]) -> int:
         ),
         "Semaphore.locked()": ("s.locked()", {"s": Semaphore(0)}),
         "Semaphore(0) creation": ("Semaphore(0)", {"Semaphore": Semaphore}),
+        "gpipe gevent backend.signal() creation": (
+            "backend.signal()",
+            {"backend": get_backend("gevent")},
+        ),
+        "gpipe gevent backend.signal(reuse), reused": (
+            "backend.signal(sig)",
+            {"backend": get_backend("gevent"), "sig": get_backend("gevent").signal()},
+        ),
         "_byte_view(bytearray) + release()": (
             "_byte_view(b, 'x', True).release()",
             {"_byte_view": _byte_view, "b": small},

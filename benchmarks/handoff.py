@@ -200,10 +200,6 @@ def main(argv: list[str]) -> int:
             "backend.signal()",
             {"backend": get_backend("gevent")},
         ),
-        "gpipe gevent backend.signal(reuse), reused": (
-            "backend.signal(sig)",
-            {"backend": get_backend("gevent"), "sig": get_backend("gevent").signal()},
-        ),
         "_byte_view(bytearray) + release()": (
             "_byte_view(b, 'x', True).release()",
             {"_byte_view": _byte_view, "b": small},

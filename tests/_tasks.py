@@ -1,0 +1,207 @@
+"""Concurrency helpers for the reliability tests.
+
+* :class:`NativeThread`: an OS thread, even in a process that called
+  :func:`gevent.monkey.patch_all` (``threading.Thread`` is a greenlet
+  there, which would deadlock a threading-backend pipe).
+* :class:`Call`: one pipe call running concurrently, as a greenlet on the
+  gevent backend and as an OS thread on the threading backend, that
+  records what it returned or raised (and the ``consumed`` count of a
+  raising write) and drops every reference to the pipe once done.
+* :class:`Ledger`: the byte-stream invariants, checked from the write
+  records and the read stream alone.
+* :func:`hypothesis_settings`: example counts; ``GPIPE_STRESS=soak``
+  selects bigger ones.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Optional
+
+import gevent
+from gevent import monkey
+
+# The unpatched primitives: with these a thread is a thread and a lock
+# blocks the OS thread, whether or not the process was monkey-patched.
+start_new_thread = monkey.get_original("_thread", "start_new_thread")
+allocate_lock = monkey.get_original("_thread", "allocate_lock")
+native_sleep = monkey.get_original("time", "sleep")
+
+# Upper bound for anything a test waits for; far above what a passing
+# run needs, so that only a deadlock reaches it.
+WAIT = 10.0
+
+
+def hypothesis_settings(examples: int, soak_examples: int, **kw: Any) -> Any:
+    """Settings for one property test: *soak_examples* when GPIPE_STRESS=soak."""
+    from hypothesis import HealthCheck, settings
+
+    soak = os.environ.get("GPIPE_STRESS") == "soak"
+    return settings(
+        max_examples=soak_examples if soak else examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        **kw,
+    )
+
+
+class NativeThread:
+    """A daemon OS thread running ``fn(*args)``; ``join`` is bounded."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+        self._done = allocate_lock()
+        self._done.acquire()
+        start_new_thread(self._run, (fn, args))
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            self.result = fn(*args)
+        except BaseException as exc:  # handed to get()
+            self.error = exc
+        finally:
+            del fn, args
+            self._done.release()
+
+    def is_alive(self) -> bool:
+        return bool(self._done.locked())
+
+    def join(self, timeout: float = WAIT) -> bool:
+        """Wait up to *timeout* seconds; return True if the thread ended."""
+        if self._done.acquire(True, timeout):
+            self._done.release()
+            return True
+        return False
+
+    def get(self, timeout: float = WAIT) -> Any:
+        """The result, or the exception raised here; AssertionError on timeout."""
+        if not self.join(timeout):
+            raise AssertionError(f"thread still running after {timeout}s (deadlock?)")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Call:
+    """``fn(*args)`` running concurrently on *backend*; records its outcome.
+
+    ``outcome`` is ``None`` while it runs, then ``("ret", value)`` or
+    ``("raise", exc, consumed)``, where *consumed* is the exception's
+    ``consumed`` attribute read at once (a stored close error is raised
+    again later, which rewrites the attribute).
+    """
+
+    def __init__(self, backend: str, fn: Callable[..., Any], *args: Any) -> None:
+        self.backend = backend
+        self.outcome: Optional[tuple[Any, ...]] = None
+        if backend == "gevent":
+            self._greenlet: Any = gevent.spawn(self._run, fn, args)
+        else:
+            self._thread = NativeThread(self._run, fn, args)
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            value = fn(*args)
+        except BaseException as exc:
+            # The traceback holds the frames of the call, hence the pipe's
+            # ends: drop it so that an end can be garbage-collected.
+            exc.__traceback__ = None
+            self.outcome = ("raise", exc, getattr(exc, "consumed", None))
+        else:
+            self.outcome = ("ret", value)
+        finally:
+            del fn, args
+
+    def kill(self, exc: BaseException) -> None:
+        """Schedule *exc* to be raised in the (gevent) call; do not wait."""
+        assert self.backend == "gevent"
+        self._greenlet.kill(exc, block=False)
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+
+def pause(backend: str, spin: int) -> None:
+    """Let other tasks run a little: the hub, or other OS threads."""
+    if backend == "gevent":
+        gevent.sleep(0 if spin < 20 else 0.0005)
+    else:
+        native_sleep(0 if spin < 20 else 0.0002)
+
+
+def wait_until(backend: str, predicate: Callable[[], bool], what: str) -> None:
+    """Wait until *predicate* holds; AssertionError after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    spin = 0
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        pause(backend, spin)
+        spin += 1
+
+
+def reader_blocked(core: Any) -> bool:
+    """A read is waiting in the pipe and no writer has filled it yet."""
+    return core._want is not None and core._got is None
+
+
+def writer_blocked(core: Any) -> bool:
+    """A write is published in the pipe, not yet used up by readers."""
+    return core._wview is not None
+
+
+class Ledger:
+    """What was written and what was read, for the byte-stream invariants.
+
+    Writes are recorded in the order they ran (calls on one end are
+    gated, so this is the order of the stream) with the number of bytes
+    each contributed: all of them for a write that returned, the
+    ``consumed`` count for one that raised. Reads are recorded in stream
+    order. Bytes taken from the pipe but delivered to no caller (a
+    ``readall`` that raised, bytes held for the next read when the
+    reader closed) are recorded as dropped at their place in the stream.
+    """
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[bytes, Optional[int]]] = []
+        self.stream: list[tuple[str, bytes]] = []
+
+    def wrote(self, data: bytes) -> int:
+        self.writes.append((data, None))
+        return len(self.writes) - 1
+
+    def write_result(self, index: int, contributed: int) -> None:
+        data, old = self.writes[index]
+        assert old is None, "write resolved twice"
+        assert 0 <= contributed <= len(data), (contributed, len(data))
+        self.writes[index] = (data, contributed)
+
+    def read(self, chunk: bytes) -> None:
+        if chunk:
+            self.stream.append(("read", bytes(chunk)))
+
+    def dropped(self, chunk: bytes) -> None:
+        if chunk:
+            self.stream.append(("dropped", bytes(chunk)))
+
+    def check(
+        self, pending: Optional[tuple[int, int]] = None, held: bytes = b""
+    ) -> None:
+        """Every byte taken out was written, once, in order, contiguously.
+
+        *pending* is ``(write index, bytes taken so far)`` for a write
+        still in progress; *held* the bytes taken from writes but not yet
+        returned to a caller (kept for the next read, or gathered by a
+        ``readall`` still running).
+        """
+        expected = []
+        for i, (data, contributed) in enumerate(self.writes):
+            if contributed is None:
+                assert pending is not None and pending[0] == i, f"write {i} unresolved"
+                contributed = pending[1]
+            expected.append(data[:contributed])
+        taken = b"".join(chunk for _, chunk in self.stream) + held
+        assert taken == b"".join(expected)

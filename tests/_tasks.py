@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import gevent
 from gevent import monkey
@@ -51,7 +52,7 @@ class NativeThread:
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         self.result: Any = None
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self._done = allocate_lock()
         self._done.acquire()
         start_new_thread(self._run, (fn, args))
@@ -59,7 +60,7 @@ class NativeThread:
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
             self.result = fn(*args)
-        except BaseException as exc:  # handed to get()
+        except BaseException as exc:  # noqa: BLE001 (handed to get())
             self.error = exc
         finally:
             del fn, args
@@ -95,7 +96,7 @@ class Call:
 
     def __init__(self, backend: str, fn: Callable[..., Any], *args: Any) -> None:
         self.backend = backend
-        self.outcome: Optional[tuple[Any, ...]] = None
+        self.outcome: tuple[Any, ...] | None = None
         if backend == "gevent":
             self._greenlet: Any = gevent.spawn(self._run, fn, args)
         else:
@@ -104,7 +105,7 @@ class Call:
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
             value = fn(*args)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 (recorded as the outcome)
             # The traceback holds the frames of the call, hence the pipe's
             # ends: drop it so that an end can be garbage-collected.
             exc.__traceback__ = None
@@ -166,7 +167,7 @@ class Ledger:
     """
 
     def __init__(self) -> None:
-        self.writes: list[tuple[bytes, Optional[int]]] = []
+        self.writes: list[tuple[bytes, int | None]] = []
         self.stream: list[tuple[str, bytes]] = []
 
     def wrote(self, data: bytes) -> int:
@@ -187,9 +188,7 @@ class Ledger:
         if chunk:
             self.stream.append(("dropped", bytes(chunk)))
 
-    def check(
-        self, pending: Optional[tuple[int, int]] = None, held: bytes = b""
-    ) -> None:
+    def check(self, pending: tuple[int, int] | None = None, held: bytes = b"") -> None:
         """Every byte taken out was written, once, in order, contiguously.
 
         *pending* is ``(write index, bytes taken so far)`` for a write

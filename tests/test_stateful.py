@@ -30,7 +30,7 @@ from __future__ import annotations
 import gc
 import sys
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import gevent
 import pytest
@@ -80,7 +80,7 @@ def same_error(exc: BaseException, err: Err) -> bool:
 
 
 class PendingRead:
-    def __init__(self, call: Call, kind: str, n: int, buf: Optional[bytearray]) -> None:
+    def __init__(self, call: Call, kind: str, n: int, buf: bytearray | None) -> None:
         self.call = call
         self.kind = kind  # "read", "readinto" or "readall"
         self.n = n
@@ -106,21 +106,21 @@ class PipeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         STATS["examples"] += 1
-        self.r: Optional[gpipe.PipeReader]
-        self.w: Optional[gpipe.PipeWriter]
+        self.r: gpipe.PipeReader | None
+        self.w: gpipe.PipeWriter | None
         self.r, self.w = gpipe.pipe(backend=self.backend)
         self.core = self.r._pipe
         self.ledger = Ledger()
         self.seq = 0
         # The model.
         self.rclosed = self.wclosed = False
-        self.rerr: Optional[Err] = None
-        self.werr: Optional[Err] = None
+        self.rerr: Err | None = None
+        self.werr: Err | None = None
         self.pushback = b""
-        self.pr: Optional[PendingRead] = None
-        self.pw: Optional[PendingWrite] = None
-        self.rtimeout: Optional[float] = None
-        self.wtimeout: Optional[float] = None
+        self.pr: PendingRead | None = None
+        self.pw: PendingWrite | None = None
+        self.rtimeout: float | None = None
+        self.wtimeout: float | None = None
         # Calls (and dropped bytes) resolved by the model, in stream order,
         # to be checked against what really happened at the end of the step.
         self.resolving: list[tuple[Any, ...]] = []
@@ -131,18 +131,16 @@ class PipeMachine(RuleBasedStateMachine):
         self,
         call: Call,
         value: Any,
-        buf: Optional[bytearray] = None,
+        buf: bytearray | None = None,
         chunk: bytes = b"",
     ) -> None:
         self.resolving.append(("ret", call, value, buf, chunk))
 
-    def expect_raise(
-        self, call: Call, err: Err, consumed: Optional[int] = None
-    ) -> None:
+    def expect_raise(self, call: Call, err: Err, consumed: int | None = None) -> None:
         self.resolving.append(("raise", call, err, consumed))
 
     def expect_write(
-        self, call: Call, index: int, data: bytes, err: Optional[Err], consumed: int
+        self, call: Call, index: int, data: bytes, err: Err | None, consumed: int
     ) -> None:
         if err is None:
             self.expect_return(call, len(data))
@@ -185,7 +183,7 @@ class PipeMachine(RuleBasedStateMachine):
             return ("ret", chunk)
         return ("block",)
 
-    def run_readall(self, pr: PendingRead, timeout: Optional[Err]) -> None:
+    def run_readall(self, pr: PendingRead, timeout: Err | None) -> None:
         """Go on with the loop of a readall until it returns, raises or blocks."""
         while True:
             res = self.take(MAXSIZE)
@@ -204,7 +202,7 @@ class PipeMachine(RuleBasedStateMachine):
             self.pr = pr
             return
 
-    def model_read(self, pr: PendingRead, gtimeout: Optional[BaseException]) -> None:
+    def model_read(self, pr: PendingRead, gtimeout: BaseException | None) -> None:
         timeout = ("is", gtimeout) if gtimeout is not None else None
         if timeout is None and self.rtimeout is not None:
             timeout = READ_TIMEOUT
@@ -229,7 +227,7 @@ class PipeMachine(RuleBasedStateMachine):
         else:
             self.pr = pr
 
-    def write_error(self) -> Optional[Err]:
+    def write_error(self) -> Err | None:
         if self.wclosed:
             return CLOSED_WRITER
         if self.rclosed:
@@ -237,7 +235,7 @@ class PipeMachine(RuleBasedStateMachine):
         return None
 
     def model_write(
-        self, call: Call, index: int, data: bytes, gtimeout: Optional[BaseException]
+        self, call: Call, index: int, data: bytes, gtimeout: BaseException | None
     ) -> None:
         err = self.write_error()
         if err is not None or not data:
@@ -268,7 +266,7 @@ class PipeMachine(RuleBasedStateMachine):
         else:
             self.pw = PendingWrite(call, index, data, done)
 
-    def model_close_read(self, err: Optional[Err]) -> None:
+    def model_close_read(self, err: Err | None) -> None:
         if self.rclosed:
             return  # the first close wins
         self.rclosed = True
@@ -282,7 +280,7 @@ class PipeMachine(RuleBasedStateMachine):
             pw, self.pw = self.pw, None
             self.expect_write(pw.call, pw.index, pw.data, err or READER_GONE, pw.off)
 
-    def model_close_write(self, err: Optional[Err]) -> None:
+    def model_close_write(self, err: Err | None) -> None:
         if self.wclosed:
             return  # the first close wins
         self.wclosed = True
@@ -359,7 +357,7 @@ class PipeMachine(RuleBasedStateMachine):
 
     # -- rules -------------------------------------------------------------
 
-    def gtimeout(self, use: bool, timeout: Optional[float]) -> Optional[BaseException]:
+    def gtimeout(self, use: bool, timeout: float | None) -> BaseException | None:
         # Only where the end has no timeout of its own: two timeouts of the
         # same length would race.
         if use and self.backend == "gevent" and timeout is None:
@@ -410,7 +408,7 @@ class PipeMachine(RuleBasedStateMachine):
         self.settle()
 
     @rule(reader=st.booleans(), timeout=st.sampled_from([None, 0, SHORT]))
-    def settimeout(self, reader: bool, timeout: Optional[float]) -> None:
+    def settimeout(self, reader: bool, timeout: float | None) -> None:
         end = self.r if reader else self.w
         if end is None:
             return
@@ -427,7 +425,7 @@ class PipeMachine(RuleBasedStateMachine):
         if end is None:
             return
         STATS["faults"] += 1
-        err: Optional[Err] = None
+        err: Err | None = None
         if how == "close":
             end.close()
         elif how == "none":
@@ -572,7 +570,7 @@ class PipeMachine(RuleBasedStateMachine):
         self.ledger.check()
 
 
-def timed_write(w: gpipe.PipeWriter, data: bytes, gtimeout: Optional[Any]) -> int:
+def timed_write(w: gpipe.PipeWriter, data: bytes, gtimeout: Any | None) -> int:
     if gtimeout is None:
         return w.write(data)
     with gtimeout:  # a gevent.Timeout, started here, in the calling greenlet
@@ -583,8 +581,8 @@ def timed_read(
     r: gpipe.PipeReader,
     kind: str,
     n: int,
-    buf: Optional[bytearray],
-    gtimeout: Optional[Any],
+    buf: bytearray | None,
+    gtimeout: Any | None,
 ) -> Any:
     def call() -> Any:
         if kind == "readinto":

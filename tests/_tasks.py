@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -204,3 +205,110 @@ class Ledger:
             expected.append(data[:contributed])
         taken = b"".join(chunk for _, chunk in self.stream) + held
         assert taken == b"".join(expected)
+
+
+# -- distinguishable records ---------------------------------------------
+#
+# A write is made of 16-byte cells, each naming the writer, the write's
+# sequence number and the cell's index, with a check field; writes and
+# reads are whole numbers of cells, so every chunk a read returns is
+# cell-aligned and every byte of it can be traced back to its write.
+
+CELL = 16
+_CELL = struct.Struct(">HIHQ")
+_MASK = (1 << 64) - 1
+
+
+def cell(wid: int, seq: int, idx: int) -> bytes:
+    check = ((((wid << 32) | seq) << 16 | idx) * 0x9E3779B97F4A7C15) & _MASK
+    return _CELL.pack(wid, seq, idx, check)
+
+
+def payload(wid: int, seq: int, ncells: int) -> bytes:
+    """The bytes of write *seq* of writer *wid*: *ncells* cells."""
+    return b"".join(cell(wid, seq, i) for i in range(ncells))
+
+
+class Records:
+    """The writes and reads of many writers and readers on one pipe.
+
+    Appends are single list operations, safe from any thread.
+    """
+
+    def __init__(self) -> None:
+        # (wid, seq, ncells, bytes contributed), in the order recorded.
+        self.writes: list[tuple[int, int, int, int]] = []
+        # (reader id, chunk), in the order recorded.
+        self.chunks: list[tuple[int, bytes]] = []
+
+    def wrote(self, wid: int, seq: int, ncells: int, contributed: int) -> None:
+        self.writes.append((wid, seq, ncells, contributed))
+
+    def read(self, rid: int, chunk: bytes) -> None:
+        if chunk:
+            self.chunks.append((rid, bytes(chunk)))
+
+    @property
+    def bytes_read(self) -> int:
+        return sum(len(chunk) for _, chunk in self.chunks)
+
+    def check(self, ordered: bool) -> None:
+        """Nothing lost, duplicated, reordered or invented.
+
+        * every cell read is a cell some write wrote (nothing invented);
+        * a read's cells are consecutive cells of one write (contiguity);
+        * no cell is read twice;
+        * each write's cells that were read are exactly its first
+          ``contributed`` bytes: all of it if it returned, the prefix it
+          reported as ``consumed`` if it raised (nothing lost, nothing
+          withdrawn delivered);
+        * each reader saw each writer's writes, and each write's cells,
+          in order (writes of one writer are sequential);
+        * if *ordered* (one OS thread: records are made in stream
+          order), the whole stream is the writes' prefixes, in order.
+        """
+        writes = {}
+        for wid, seq, ncells, contributed in self.writes:
+            assert (wid, seq) not in writes, f"write {(wid, seq)} recorded twice"
+            assert 0 <= contributed <= ncells * CELL
+            assert contributed % CELL == 0, (
+                f"write {(wid, seq)} consumed {contributed}: not whole cells"
+            )
+            writes[wid, seq] = contributed
+        seen: dict[tuple[int, int], set[int]] = {}
+        last: dict[
+            tuple[int, int], tuple[int, int]
+        ] = {}  # (reader, writer) -> (seq, idx)
+        for rid, chunk in self.chunks:
+            assert len(chunk) % CELL == 0, (
+                f"read of {len(chunk)} bytes: not whole cells"
+            )
+            prev = None
+            for off in range(0, len(chunk), CELL):
+                raw = chunk[off : off + CELL]
+                wid, seq, idx, _ = _CELL.unpack(raw)
+                assert raw == cell(wid, seq, idx), f"invented bytes: {raw!r}"
+                assert (wid, seq) in writes, f"cell of unknown write {(wid, seq)}"
+                if prev is not None:
+                    assert (wid, seq, idx) == (prev[0], prev[1], prev[2] + 1), (
+                        f"read not contiguous: {prev} then {(wid, seq, idx)}"
+                    )
+                prev = (wid, seq, idx)
+                got = seen.setdefault((wid, seq), set())
+                assert idx not in got, f"cell {(wid, seq, idx)} read twice"
+                got.add(idx)
+                order = last.get((rid, wid))
+                assert order is None or (seq, idx) > order, (
+                    f"reader {rid} saw {(wid, seq, idx)} after {order}"
+                )
+                last[rid, wid] = (seq, idx)
+        for key, contributed in writes.items():
+            assert seen.get(key, set()) == set(range(contributed // CELL)), (
+                f"write {key} contributed {contributed} bytes, readers got cells {sorted(seen.get(key, ()))}"
+            )
+        if ordered:
+            stream = b"".join(chunk for _, chunk in self.chunks)
+            expected = b"".join(
+                payload(wid, seq, ncells)[:c] for wid, seq, ncells, c in self.writes
+            )
+            assert stream == expected, "stream out of order"

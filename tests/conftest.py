@@ -14,12 +14,27 @@ from typing import Any, Callable
 
 import gevent
 import pytest
+from gevent import monkey
 
 import gpipe
 
 # Upper bound for anything a test waits for; far above what a passing
 # test needs, so that only a real deadlock reaches it.
 WAIT = 10.0
+
+
+def os_thread(target: Callable[..., Any], *args: Any) -> Any:
+    """A started OS thread running ``target(*args)``, with ``join(timeout)``
+    and ``is_alive()``. In a monkey-patched process ``threading.Thread`` is
+    a greenlet, which a threading-backend pipe would block with its hub:
+    take a real thread there."""
+    if monkey.is_module_patched("threading"):
+        from ._tasks import NativeThread
+
+        return NativeThread(target, *args)
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
 
 
 class Task:
@@ -32,8 +47,7 @@ class Task:
         else:
             self._result: Any = None
             self._error: BaseException | None = None
-            self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-            self._thread.start()
+            self._thread = os_thread(self._run, fn, args)
 
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:

@@ -15,6 +15,7 @@ side once, not both.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any, Optional, Union
 
 from ._errors import ClosedPipeError
@@ -32,12 +33,6 @@ Got = Union[int, bytes]
 _Error = tuple[BaseException, Any]
 
 
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    return max(0.0, deadline - _monotonic())
-
-
 def _consumed(exc: BaseException, count: int) -> None:
     """Tell the caller of an interrupted write how much of it was read."""
     try:
@@ -47,14 +42,17 @@ def _consumed(exc: BaseException, count: int) -> None:
 
 
 class _Gate:
-    """Serialises the calls of one side, so each write stays contiguous."""
+    """Serialises the calls of one side, so each write stays contiguous.
 
-    __slots__ = ("busy", "queued", "signal")
+    Calls that find the gate busy queue up in arrival order; the owner
+    hands the gate straight to the first of them when it leaves.
+    """
+
+    __slots__ = ("busy", "queue")
 
     def __init__(self) -> None:
         self.busy = False  # a call owns the gate
-        self.queued = 0  # calls waiting for it
-        self.signal: Any = None  # created when a first call must queue
+        self.queue: Optional[deque[Any]] = None  # signals of queued calls
 
 
 class Pipe:
@@ -65,6 +63,8 @@ class Pipe:
         "_mutex",
         "_rgate",
         "_wgate",
+        "_rwaiter",
+        "_wwaiter",
         "_rsig",
         "_wsig",
         "_want",
@@ -83,10 +83,17 @@ class Pipe:
         self._mutex = backend.mutex()
         self._rgate = _Gate()
         self._wgate = _Gate()
-        # Signals are created on the first wait: most pipes in a server are
-        # short-lived, and a signal is the largest part of an idle pipe.
-        self._rsig: Any = None  # wakes the reader waiting in _want
-        self._wsig: Any = None  # wakes the writer waiting on _wview
+        # Each blocking call waits on a signal of its own, made by the
+        # backend in the caller's thread and registered here under the mutex.
+        # (A gevent Semaphore belongs to the hub of the thread that first
+        # waits on it; one shared by calls from several threads would depend
+        # on another thread's hub to wake up.)
+        self._rwaiter: Any = None  # the reader waiting in _want
+        self._wwaiter: Any = None  # the writer waiting on _wview
+        # The last signal each side waited on, which the backend hands out
+        # again (cleared) when the next wait is in the same thread.
+        self._rsig: Any = None
+        self._wsig: Any = None
         self._want: Optional[Want] = None  # the waiting reader's request
         self._got: Optional[Got] = None  # what a writer put into _want
         self._wview: Optional[memoryview] = None  # the pending write
@@ -121,12 +128,12 @@ class Pipe:
             self._wake_all()
 
     def _wake_all(self) -> None:
-        # Calls queued at a gate need no signal of their own: the call that
-        # owns the gate is woken here, fails, and hands the gate on.
-        if self._rsig is not None:
-            self._rsig.set()
-        if self._wsig is not None:
-            self._wsig.set()
+        # Calls queued at a gate need no wakeup here: the call that owns the
+        # gate is woken, fails, and hands the gate on, and so on down the queue.
+        if self._rwaiter is not None:
+            self._rwaiter.set()
+        if self._wwaiter is not None:
+            self._wwaiter.set()
 
     # -- errors ------------------------------------------------------------
 
@@ -171,93 +178,102 @@ class Pipe:
 
     def _enter_gate(self, gate: _Gate, deadline: Optional[float]) -> None:
         """Wait until the busy *gate* is handed to this call."""
-        sig = gate.signal
-        if sig is None:
-            sig = gate.signal = self.backend.signal()
-        gate.queued += 1
+        waiter = self.backend.signal(None)
+        queue = gate.queue
+        if queue is None:
+            queue = gate.queue = deque()
+        queue.append(waiter)
         try:
-            ok = False
-            while not ok:
-                timeout = _remaining(deadline)
-                self._mutex.release()
-                try:
-                    ok = sig.wait(timeout)
-                finally:
-                    self._mutex.acquire()
-                if not ok and timeout is not None:
-                    raise TimeoutError("timed out waiting for another call on this end")
+            timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+            self._mutex.release()
+            try:
+                handed = waiter.wait(timeout)
+            finally:
+                self._mutex.acquire()
+            if not handed:
+                raise TimeoutError("timed out waiting for another call on this end")
         except BaseException:
-            gate.queued -= 1
-            # The gate may have been handed to this call after the
-            # interruption landed: pass it on rather than lose it.
-            if sig.wait(0):
+            try:
+                queue.remove(waiter)
+            except ValueError:
+                # The gate was handed to this call after the interruption
+                # landed: pass it on rather than lose it.
                 self._leave_gate(gate)
             raise
-        gate.queued -= 1
 
     @staticmethod
     def _leave_gate(gate: _Gate) -> None:
-        if gate.queued:
-            gate.signal.set()  # hand over: the gate stays busy for the next call
+        if gate.queue:
+            gate.queue.popleft().set()  # hand over: the gate stays busy
         else:
             gate.busy = False
 
     # -- reading -----------------------------------------------------------
+    #
+    # read() and write() are the hot path: each is one function, with the
+    # gate and the deadline inlined, because at small sizes the cost of a
+    # handoff is its Python calls, not its copy.
 
     def read(self, want: Want, timeout: Optional[float]) -> Got:
         """Fill *want* from the next write; ``0``/``b""`` at EOF."""
         deadline = None if timeout is None else _monotonic() + timeout
-        with self._mutex:
+        mutex = self._mutex
+        mutex.acquire()  # explicit: cheaper than "with", on every call
+        try:
             gate = self._rgate
             if gate.busy:
                 self._enter_gate(gate, deadline)
             else:
                 gate.busy = True
             try:
-                return self._read(want, deadline)
+                if self._rclosed:
+                    raise self._read_error()
+                if self._pushback:
+                    return self._read_pushback(want)
+                if self._wclosed:
+                    return self._eof(want)
+                view = self._wview
+                if view is not None:
+                    # A write is pending: copy from it; wake its writer once
+                    # it is used up.
+                    off = self._woff
+                    if type(want) is int:
+                        got: Got = bytes(view[off : off + want])
+                        off += len(got)
+                    else:
+                        n = min(len(want), len(view) - off)
+                        want[:n] = view[off : off + n]
+                        off += n
+                        got = n
+                    if off == len(view):
+                        self._wview = None
+                        self._wwaiter.set()
+                    else:
+                        self._woff = off
+                    return got
+                return self._wait_for_writer(want, deadline)
             finally:
-                self._leave_gate(gate)
+                if gate.queue:
+                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                else:
+                    gate.busy = False
+        finally:
+            mutex.release()
 
-    def _read(self, want: Want, deadline: Optional[float]) -> Got:
-        if self._rclosed:
-            raise self._read_error()
-        if self._pushback:
-            return self._read_pushback(want)
-        if self._wclosed:
-            return self._eof(want)
-        view = self._wview
-        if view is not None:
-            # A write is pending: copy from it; wake its writer once used up.
-            off = self._woff
-            if type(want) is int:
-                got: Got = bytes(view[off : off + want])
-                n = len(got)
-            else:
-                n = min(len(want), len(view) - off)
-                want[:n] = view[off : off + n]
-                got = n
-            off += n
-            if off == len(view):
-                self._wview = None
-                self._wsig.set()
-            else:
-                self._woff = off
-            return got
-        # Nothing to read yet: wait for a writer to fill our request.
-        sig = self._rsig
-        if sig is None:
-            sig = self._rsig = self.backend.signal()
+    def _wait_for_writer(self, want: Want, deadline: Optional[float]) -> Got:
+        """Publish *want* for the next writer to fill, and wait for it."""
+        waiter = self._rwaiter = self._rsig = self.backend.signal(self._rsig)
         self._want = want
         try:
             while True:
-                timeout = _remaining(deadline)
+                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
                 self._mutex.release()
                 try:
-                    ok = sig.wait(timeout)
+                    ok = waiter.wait(timeout)
                 finally:
                     self._mutex.acquire()
-                # Re-check all state: a writer may have filled the request, a
-                # close may have run while we slept, or the wakeup was stale.
+                # Re-check all state: a writer may have filled the request, or
+                # a close may have run while we slept.
                 got = self._got
                 if got is not None:
                     return got
@@ -276,7 +292,7 @@ class Pipe:
                 self._pushback = got if type(got) is bytes else bytes(want[:got])  # type: ignore[index]
             raise
         finally:
-            self._want = self._got = None
+            self._want = self._got = self._rwaiter = None
 
     def _read_pushback(self, want: Want) -> Got:
         data = self._pushback
@@ -293,7 +309,10 @@ class Pipe:
     def write(self, view: memoryview, timeout: Optional[float]) -> int:
         """Hand all of the non-empty byte memoryview *view* to readers."""
         deadline = None if timeout is None else _monotonic() + timeout
-        with self._mutex:
+        size = len(view)
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             gate = self._wgate
             if gate.busy:
                 try:
@@ -304,48 +323,52 @@ class Pipe:
             else:
                 gate.busy = True
             try:
-                return self._write(view, deadline)
-            finally:
-                self._leave_gate(gate)
-
-    def _write(self, view: memoryview, deadline: Optional[float]) -> int:
-        size = len(view)
-        done = 0  # consumed so far, until the rest is published
-        published = False
-        try:
-            if self._wclosed or self._rclosed:
-                raise self._write_error()
-            want = self._want
-            if want is not None and self._got is None:
-                # A reader is waiting: fill its request now, so that only the
-                # reader blocked for this handoff.
-                if type(want) is int:
-                    got = bytes(view[:want])
-                    done = len(got)
-                    self._got = got
+                if self._wclosed or self._rclosed:
+                    exc = self._write_error()
+                    _consumed(exc, 0)
+                    raise exc
+                want = self._want
+                if want is not None and self._got is None:
+                    # A reader is waiting: fill its request now, so that only
+                    # the reader blocked for this handoff.
+                    if type(want) is int:
+                        got = bytes(view[:want])
+                        done = len(got)
+                        self._got = got
+                    else:
+                        done = min(len(want), size)
+                        want[:done] = view[:done]
+                        self._got = done
+                    self._rwaiter.set()
+                    if done == size:
+                        return size
                 else:
-                    done = min(len(want), size)
-                    want[:done] = view[:done]
-                    self._got = done
-                self._rsig.set()
-                if done == size:
-                    return size
-            # Publish the rest and wait until readers used it up.
-            sig = self._wsig
-            if sig is None:
-                sig = self._wsig = self.backend.signal()
-            self._wview = view
-            self._woff = done
-            published = True
+                    done = 0
+                return self._wait_for_readers(view, done, deadline)
+            finally:
+                if gate.queue:
+                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                else:
+                    gate.busy = False
+        finally:
+            mutex.release()
+
+    def _wait_for_readers(self, view: memoryview, done: int, deadline: Optional[float]) -> int:
+        """Publish the rest of *view* after *done* bytes; wait until it is read."""
+        size = len(view)
+        waiter = self._wwaiter = self._wsig = self.backend.signal(self._wsig)
+        self._wview = view
+        self._woff = done
+        try:
             while True:
-                timeout = _remaining(deadline)
+                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
                 self._mutex.release()
                 try:
-                    ok = sig.wait(timeout)
+                    ok = waiter.wait(timeout)
                 finally:
                     self._mutex.acquire()
-                # Re-check all state: readers may have used the write up, a
-                # close may have run while we slept, or the wakeup was stale.
+                # Re-check all state: readers may have used the write up, or a
+                # close may have run while we slept.
                 if self._wview is None:
                     return size
                 if self._wclosed or self._rclosed:
@@ -354,14 +377,11 @@ class Pipe:
                     raise TimeoutError("write timed out")
         except BaseException as exc:
             # What no reader took is withdrawn (below); say how much was taken.
-            if published:
-                done = size if self._wview is None else self._woff
-            _consumed(exc, done)
+            _consumed(exc, size if self._wview is None else self._woff)
             raise
         finally:
-            if published:
-                # Never keep the caller's buffer once write() returns.
-                self._wview = None
+            # Never keep the caller's buffer once write() returns.
+            self._wview = self._wwaiter = None
 
     # -- introspection -----------------------------------------------------
 
@@ -369,8 +389,8 @@ class Pipe:
         """How many calls on one side are blocked now (for ``repr``)."""
         with self._mutex:
             if reading:
-                return self._rgate.queued + (self._want is not None)
-            return self._wgate.queued + (self._wview is not None)
+                return len(self._rgate.queue or ()) + (self._rwaiter is not None)
+            return len(self._wgate.queue or ()) + (self._wwaiter is not None)
 
     def status(self) -> str:
         """Which ends are closed (for ``repr``)."""

@@ -130,3 +130,33 @@ def bk(request: pytest.FixtureRequest) -> Iterator[Harness]:
     harness = Harness(request.param)
     yield harness
     harness.close_all()
+
+
+# Tests that cannot pass in a monkey-patched process (tests/patched.py),
+# with the reason; each is reported as xfail there, never skipped silently.
+NOT_UNDER_PATCHING = {
+    "tests/test_spawn.py": (
+        "[threading",
+        (
+            "spawn_producer/spawn_consumer start a threading-backend task with "
+            "get_original('threading', 'Thread'), which under patching still "
+            "starts a greenlet: the task blocks the hub on an OS lock"
+        ),
+    ),
+    "tests/test_server.py::test_concurrent_downloads_light": (
+        "",
+        (
+            "with patched client threads no producer is running when the "
+            "responses have begun (stats report 0)"
+        ),
+    ),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not monkey.is_module_patched("threading"):
+        return
+    for item in items:
+        for prefix, (part, reason) in NOT_UNDER_PATCHING.items():
+            if item.nodeid.startswith(prefix) and part in item.nodeid:
+                item.add_marker(pytest.mark.xfail(run=False, reason=f"under patching: {reason}"))

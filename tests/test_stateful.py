@@ -528,15 +528,20 @@ class PipeMachine(RuleBasedStateMachine):
         if end is None or (self.pr if reader else self.pw) is not None:
             return
         was_open = not end.closed
+        end_id = id(end)
         if reader:
             self.r = None
         else:
             self.w = None
+        gc.collect()  # other garbage first: only this end's warning counts
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             del end
             gc.collect()
-        unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+        # The warning's source is the end itself, kept alive by the record.
+        unclosed = [
+            w for w in caught if issubclass(w.category, ResourceWarning) and id(w.source) == end_id
+        ]
         caught.clear()
         assert len(unclosed) == was_open, "an unclosed end was not finalised at once"
         if was_open:

@@ -4,7 +4,8 @@ Each test runs its workload in a fresh interpreter (``python -m
 tests.test_leaks BACKEND N``; monkey-patched first if this process
 was): 10,000 pipes (100,000 in the soak env) are created, used in every way (handoffs in both
 directions, timeouts, ``gevent.Timeout``, kills, closes with and
-without an error, ends collected unclosed) and closed. The child
+without an error, ends collected unclosed) and closed; and as many
+``spawn_producer``/``spawn_consumer`` runs are cancelled midway. The child
 measures after a warm-up and again at the end, after a full garbage
 collection, and reports the growth as JSON. The bounds are far below
 what a leak of one object, or of 8 bytes, per pipe would cause
@@ -187,13 +188,46 @@ def threading_workload(count: int) -> None:
     t.get()
 
 
+def spawn_workload(count: int) -> None:
+    """spawn_producer and spawn_consumer runs, each cancelled midway."""
+    import gevent
+
+    import gpipe
+
+    def produce(w: gpipe.PipeWriter) -> None:
+        while True:
+            w.write(b"p" * 100)
+
+    def consume(r: gpipe.PipeReader) -> int:
+        return len(r.read())
+
+    for i in range(count):
+        if i % 2:
+            # The reader gives up: the producer's blocked write raises and
+            # the producer ends quietly.
+            r = gpipe.spawn_producer(produce)
+            assert r.read(50) == b"p" * 50
+            r.close()
+        else:
+            # The writer aborts: the consumer's read raises, join re-raises.
+            cw = gpipe.spawn_consumer(consume)
+            assert cw.write(b"c" * 10) == 10
+            cw.close_with_error(Killed())
+            assert isinstance(quietly(cw.join, 10), Killed)
+    gevent.sleep(0)
+
+
 def child(backend: str, count: int) -> None:
     import gc
     import tracemalloc
     import warnings
 
     warnings.simplefilter("ignore", ResourceWarning)  # from the dropped ends
-    work = gevent_workload if backend == "gevent" else threading_workload
+    work = {
+        "gevent": gevent_workload,
+        "threading": threading_workload,
+        "spawn": spawn_workload,
+    }[backend]
     work(WARMUP)
     gc.collect()
     tracemalloc.start()
@@ -256,8 +290,9 @@ def run_child(backend: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("backend", ["gevent", "threading"])
+@pytest.mark.parametrize("backend", ["gevent", "threading", "spawn"])
 def test_no_growth_after_many_pipes(backend: str) -> None:
+    """*backend* "spawn": cancelled spawn_producer/spawn_consumer runs."""
     report = run_child(backend)
     assert report["pipes"] == PIPES
     assert report["objects"] < MAX_OBJECTS, report["objects_by_type"]

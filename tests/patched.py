@@ -14,12 +14,13 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import os  # noqa: E402
-import sys  # noqa: E402
-
-import pytest  # noqa: E402
-
 if __name__ == "__main__":
+    # Imported only now, after patching, like everything else.
+    import os
+    import sys
+
+    import pytest
+
     # Run from the checkout like ``python -m pytest``, not from tests/.
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]

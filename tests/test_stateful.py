@@ -540,7 +540,9 @@ class PipeMachine(RuleBasedStateMachine):
             gc.collect()
         # The warning's source is the end itself, kept alive by the record.
         unclosed = [
-            w for w in caught if issubclass(w.category, ResourceWarning) and id(w.source) == end_id
+            w
+            for w in caught
+            if issubclass(w.category, ResourceWarning) and id(w.source) == end_id
         ]
         caught.clear()
         assert len(unclosed) == was_open, "an unclosed end was not finalised at once"
@@ -610,7 +612,7 @@ class ThreadingMachine(PipeMachine):
     backend = "threading"
 
 
-SETTINGS = hypothesis_settings(examples=100, soak_examples=2000, stateful_step_count=40)
+SETTINGS = hypothesis_settings(examples=100, soak_examples=1000, stateful_step_count=40)
 TestGevent = GeventMachine.TestCase
 TestGevent.settings = SETTINGS
 TestThreading = ThreadingMachine.TestCase

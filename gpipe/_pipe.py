@@ -29,26 +29,23 @@ _WHOLE_WRITE = sys.maxsize
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
-    kind = type(obj)
-    if kind is bytearray or (kind is bytes and not writable):
-        return memoryview(obj)  # the common cases, already flat bytes
-    if isinstance(obj, str):
-        raise TypeError(f"{name} must be a bytes-like object, not 'str'")
     try:
         view = memoryview(obj)
     except TypeError:
         raise TypeError(
             f"{name} must be a bytes-like object, not {type(obj).__name__!r}"
         ) from None
+    if view.c_contiguous and view.ndim == 1 and view.format == "B":
+        if not (writable and view.readonly):
+            return view  # the usual case: flat bytes already
     if writable and view.readonly:
         view.release()
         raise TypeError(f"{name} must be a writable bytes-like object")
-    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
-        return view
     try:
         flat = view.cast("B")
     except TypeError:
         if writable:
+            view.release()
             raise TypeError(f"{name} must be a C-contiguous buffer") from None
         # A strided source can still be written: from a contiguous copy.
         flat = memoryview(view.tobytes())
@@ -214,9 +211,7 @@ class PipeReader(_End):
                 raise ValueError(f"read size must be >= 0 or -1, not {size}")
             self._pipe.check_read()
             return b""
-        got = self._pipe.read(size, self._timeout)
-        assert type(got) is bytes
-        return got
+        return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
 
     def readinto(self, buffer: Any) -> int:
         """Read into the writable bytes-like *buffer*.
@@ -226,16 +221,17 @@ class PipeReader(_End):
         :raises TypeError: *buffer* is not a writable bytes-like object.
         :raises: otherwise as :meth:`read`.
         """
-        view = _byte_view(buffer, "readinto() argument", writable=True)
+        if type(buffer) is bytearray:
+            view = memoryview(buffer)  # the common case, checked inline
+        else:
+            view = _byte_view(buffer, "readinto() argument", writable=True)
         try:
             if not len(view):
                 self._pipe.check_read()
                 return 0
-            got = self._pipe.read(view, self._timeout)
+            return self._pipe.read(view, self._timeout)  # type: ignore[return-value]
         finally:
             view.release()
-        assert type(got) is int
-        return got
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -243,11 +239,12 @@ class PipeReader(_End):
         :raises: as :meth:`read`; what was read before an error is lost
             with it.
         """
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = self._pipe.read(_WHOLE_WRITE, self._timeout)
+            assert type(data) is bytes
             if not data:
-                return b"".join(chunks)  # type: ignore[arg-type]
+                return b"".join(chunks)
             chunks.append(data)
 
     def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:
@@ -358,12 +355,18 @@ class PipeWriter(_End):
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        view = _byte_view(data, "write() argument", writable=False)
+        if type(data) is bytes:
+            view = memoryview(data)  # the common case, checked inline
+        else:
+            view = _byte_view(data, "write() argument", writable=False)
         try:
+            pipe = self._pipe
             if not len(view):
-                self._pipe.check_write()
+                pipe.check_write()
                 return 0
-            return self._pipe.write(view, self._timeout)
+            if pipe.bufsize and pipe.append(view):
+                return len(view)  # buffered: nothing to wait for
+            return pipe.write(view, self._timeout)
         finally:
             # Release the caller's buffer: it may be resized at once.
             view.release()
@@ -375,7 +378,7 @@ class PipeWriter(_End):
         core.close_write(ClosedPipeError("write end collected without close"))
 
 
-def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
+def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
     """Create a synchronous in-memory pipe and return its two ends.
 
     It connects code that wants to read a file with code that wants to
@@ -391,14 +394,30 @@ def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
     writes are safe too: they are gated one after another, so each
     write's bytes are contiguous in the stream.
 
+    :param bufsize: ``0`` (the default) for the unbuffered pipe above.
+        A positive *bufsize* lets writers run ahead of readers by up to
+        that many bytes, as an OS pipe does: a write returns once all of
+        its bytes were buffered or read, and a read may return bytes of
+        several writes. Every close and error rule still holds: after the
+        writer's :meth:`~PipeWriter.close` readers get the buffered bytes,
+        then EOF; after its ``close_with_error(e)``, the buffered bytes,
+        then ``e``; the reader's close discards the buffer and fails
+        writers at once.
     :param backend: how blocking calls wait. ``"gevent"`` yields to the
         gevent hub (and works when one end is used from a native thread);
         ``"threading"`` blocks the OS thread. ``None`` (the default) asks
         :func:`detect_backend` now, on every call.
     :return: ``(reader, writer)``.
-    :raises ValueError: *backend* is not ``None``, ``"gevent"`` or
-        ``"threading"``.
-    :raises TypeError: *backend* is not a string.
+    :raises TypeError: *bufsize* is not an integer, or *backend* is not
+        a string.
+    :raises ValueError: *bufsize* is negative, or *backend* is not
+        ``None``, ``"gevent"`` or ``"threading"``.
+
+    .. versionadded:: 0.1.0
     """
-    core = Pipe(get_backend(backend))
+    if isinstance(bufsize, bool) or not isinstance(bufsize, int):
+        raise TypeError(f"bufsize must be an int, not {type(bufsize).__name__!r}")
+    if bufsize < 0:
+        raise ValueError(f"bufsize must be >= 0, not {bufsize}")
+    core = Pipe(get_backend(backend), bufsize)
     return PipeReader(core), PipeWriter(core)

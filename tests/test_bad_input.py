@@ -48,9 +48,12 @@ CASES: list[Case] = [
     (
         'pipe("gevent")',
         TypeError,
-        "pipe() takes 0 positional arguments but 1 was given",
+        "bufsize must be an int, not 'str'",
         lambda r, w: gpipe.pipe("gevent"),
     ),
+    ("pipe(1.5)", TypeError, "bufsize must be an int, not 'float'", lambda r, w: gpipe.pipe(1.5)),
+    ("pipe(True)", TypeError, "bufsize must be an int, not 'bool'", lambda r, w: gpipe.pipe(True)),
+    ("pipe(-1)", ValueError, "bufsize must be >= 0, not -1", lambda r, w: gpipe.pipe(-1)),
     (
         "reader.read(-2)",
         ValueError,

@@ -319,7 +319,9 @@ class Pipe:
             del buf[:n]  # a buffered pipe keeps appending to this one
         else:
             self._buf = buf[n:]
-        if self._wview is not None:
+        if self._wview is not None and not self._wclosed:
+            # Room freed: take more of the blocked write. (Not once its own
+            # end was closed: that write is failing, and withdraws the rest.)
             self._refill()
         return got
 

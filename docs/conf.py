@@ -32,6 +32,7 @@ exclude_patterns = ["_build", "bad_input.rst", "benchmark_table.rst"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 autodoc_preserve_defaults = True
 
 # Every example in the documentation is a test: ``sphinx-build -b doctest``.

@@ -6,10 +6,11 @@ The core (:mod:`gpipe._core`) needs exactly two things from a backend:
   It is never held while blocking, so it is always a real OS lock, even
   under gevent: then it costs no hub switch, and it stays correct when
   the two ends of one pipe are used from different native threads.
-* a *signal*: a binary semaphore one caller blocks on until another
-  sets it. Blocking on it is the only place a pipe call ever waits, so
-  this is where a backend decides how to wait: by yielding to the gevent
-  hub, or by blocking the OS thread.
+* a *signal*: a wakeup that one blocked call waits on until another
+  call sets it. Each blocking call makes its own, in its own thread.
+  Waiting on it is the only place a pipe call ever blocks, so this is
+  where a backend decides how to wait: by yielding to the gevent hub, or
+  by blocking the OS thread.
 
 Both are declared as interfaces in :mod:`gpipe.interfaces`
 (:class:`~gpipe.interfaces.IBackend`, :class:`~gpipe.interfaces.ISignal`).
@@ -61,6 +62,33 @@ def detect_backend() -> str:
     return "gevent"
 
 
+def _nothing() -> None:
+    pass
+
+
+class _GeventAPI:
+    """What the gevent backend uses of gevent, imported on first use."""
+
+    def __init__(self) -> None:
+        from gevent import get_hub
+        from gevent.exceptions import LoopExit
+        from gevent.lock import Semaphore
+
+        self.get_hub = get_hub
+        self.LoopExit = LoopExit
+        self.Semaphore = Semaphore
+
+
+_gevent_api: Optional[_GeventAPI] = None
+
+
+def _gevent() -> _GeventAPI:
+    global _gevent_api
+    if _gevent_api is None:
+        _gevent_api = _GeventAPI()
+    return _gevent_api
+
+
 @implementer(ISignal)
 class ThreadSignal:
     """A binary semaphore on an OS lock: the lock is held while unset."""
@@ -80,14 +108,19 @@ class ThreadSignal:
         if self._lock.locked():
             self._lock.release()
 
+    def __repr__(self) -> str:
+        return f"<ThreadSignal {'unset' if self._lock.locked() else 'set'}>"
+
 
 @implementer(ISignal)
 class GeventSignal:
     """A binary semaphore on :class:`gevent.lock.Semaphore`.
 
-    gevent's Semaphore (unlike its Event) may be waited on in one native
-    thread and released in another, which is what lets the two ends of a
-    gevent-backed pipe live in different threads.
+    gevent's Semaphore (unlike its Event) may be released in another
+    native thread than the one waiting on it, which is what lets the two
+    ends of a gevent-backed pipe live in different threads. It belongs to
+    the hub of the thread that first waits on it, which is why each
+    blocking call makes a signal of its own.
     """
 
     __slots__ = ("_sem",)
@@ -96,12 +129,30 @@ class GeventSignal:
         self._sem = semaphore(0)
 
     def wait(self, timeout: Optional[float]) -> bool:
-        return bool(self._sem.acquire(True, timeout))
+        if timeout == 0:
+            return bool(self._sem.acquire(False))  # poll without yielding
+        try:
+            return bool(self._sem.acquire(True, timeout))
+        except _gevent().LoopExit:
+            # This thread's loop has nothing left to run, so only another
+            # native thread can set this signal (the other end lives
+            # there). Its wakeup arrives through the loop, which must not
+            # exit meanwhile: hold it open with a referenced watcher.
+            keepalive = _gevent().get_hub().loop.async_()
+            keepalive.start(_nothing)
+            try:
+                return bool(self._sem.acquire(True, timeout))
+            finally:
+                keepalive.stop()
+                keepalive.close()
 
     def set(self) -> None:
         # As for ThreadSignal: setters are serialised by the pipe mutex.
         if self._sem.locked():
             self._sem.release()
+
+    def __repr__(self) -> str:
+        return f"<GeventSignal {'unset' if self._sem.locked() else 'set'}>"
 
 
 @implementer(IBackend)
@@ -128,9 +179,7 @@ class GeventBackend:
     name = "gevent"
 
     def __init__(self) -> None:
-        from gevent.lock import Semaphore
-
-        self._semaphore = Semaphore
+        self._semaphore = _gevent().Semaphore
         self._rlock = _original("_thread", "RLock")
 
     def mutex(self) -> Any:

@@ -15,6 +15,7 @@ side once, not both.
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any, Optional, Union
 
 from ._errors import ClosedPipeError
@@ -47,14 +48,17 @@ def _consumed(exc: BaseException, count: int) -> None:
 
 
 class _Gate:
-    """Serialises the calls of one side, so each write stays contiguous."""
+    """Serialises the calls of one side, so each write stays contiguous.
 
-    __slots__ = ("busy", "queued", "signal")
+    Calls that find the gate busy queue up in arrival order; the owner
+    hands the gate straight to the first of them when it leaves.
+    """
+
+    __slots__ = ("busy", "queue")
 
     def __init__(self) -> None:
         self.busy = False  # a call owns the gate
-        self.queued = 0  # calls waiting for it
-        self.signal: Any = None  # created when a first call must queue
+        self.queue: Optional[deque[Any]] = None  # signals of queued calls
 
 
 class Pipe:
@@ -65,8 +69,8 @@ class Pipe:
         "_mutex",
         "_rgate",
         "_wgate",
-        "_rsig",
-        "_wsig",
+        "_rwaiter",
+        "_wwaiter",
         "_want",
         "_got",
         "_wview",
@@ -83,10 +87,13 @@ class Pipe:
         self._mutex = backend.mutex()
         self._rgate = _Gate()
         self._wgate = _Gate()
-        # Signals are created on the first wait: most pipes in a server are
-        # short-lived, and a signal is the largest part of an idle pipe.
-        self._rsig: Any = None  # wakes the reader waiting in _want
-        self._wsig: Any = None  # wakes the writer waiting on _wview
+        # Each blocking call waits on a signal of its own, made by the
+        # backend in the caller's thread and registered here under the mutex.
+        # (A gevent Semaphore belongs to the hub of the thread that first
+        # waits on it; one shared by calls from several threads would depend
+        # on another thread's hub to wake up.)
+        self._rwaiter: Any = None  # the reader waiting in _want
+        self._wwaiter: Any = None  # the writer waiting on _wview
         self._want: Optional[Want] = None  # the waiting reader's request
         self._got: Optional[Got] = None  # what a writer put into _want
         self._wview: Optional[memoryview] = None  # the pending write
@@ -121,12 +128,12 @@ class Pipe:
             self._wake_all()
 
     def _wake_all(self) -> None:
-        # Calls queued at a gate need no signal of their own: the call that
-        # owns the gate is woken here, fails, and hands the gate on.
-        if self._rsig is not None:
-            self._rsig.set()
-        if self._wsig is not None:
-            self._wsig.set()
+        # Calls queued at a gate need no wakeup here: the call that owns the
+        # gate is woken, fails, and hands the gate on, and so on down the queue.
+        if self._rwaiter is not None:
+            self._rwaiter.set()
+        if self._wwaiter is not None:
+            self._wwaiter.set()
 
     # -- errors ------------------------------------------------------------
 
@@ -171,34 +178,33 @@ class Pipe:
 
     def _enter_gate(self, gate: _Gate, deadline: Optional[float]) -> None:
         """Wait until the busy *gate* is handed to this call."""
-        sig = gate.signal
-        if sig is None:
-            sig = gate.signal = self.backend.signal()
-        gate.queued += 1
+        waiter = self.backend.signal()
+        queue = gate.queue
+        if queue is None:
+            queue = gate.queue = deque()
+        queue.append(waiter)
         try:
-            ok = False
-            while not ok:
-                timeout = _remaining(deadline)
-                self._mutex.release()
-                try:
-                    ok = sig.wait(timeout)
-                finally:
-                    self._mutex.acquire()
-                if not ok and timeout is not None:
-                    raise TimeoutError("timed out waiting for another call on this end")
+            timeout = _remaining(deadline)
+            self._mutex.release()
+            try:
+                handed = waiter.wait(timeout)
+            finally:
+                self._mutex.acquire()
+            if not handed:
+                raise TimeoutError("timed out waiting for another call on this end")
         except BaseException:
-            gate.queued -= 1
-            # The gate may have been handed to this call after the
-            # interruption landed: pass it on rather than lose it.
-            if sig.wait(0):
+            try:
+                queue.remove(waiter)
+            except ValueError:
+                # The gate was handed to this call after the interruption
+                # landed: pass it on rather than lose it.
                 self._leave_gate(gate)
             raise
-        gate.queued -= 1
 
     @staticmethod
     def _leave_gate(gate: _Gate) -> None:
-        if gate.queued:
-            gate.signal.set()  # hand over: the gate stays busy for the next call
+        if gate.queue:
+            gate.queue.popleft().set()  # hand over: the gate stays busy
         else:
             gate.busy = False
 
@@ -239,25 +245,23 @@ class Pipe:
             off += n
             if off == len(view):
                 self._wview = None
-                self._wsig.set()
+                self._wwaiter.set()
             else:
                 self._woff = off
             return got
         # Nothing to read yet: wait for a writer to fill our request.
-        sig = self._rsig
-        if sig is None:
-            sig = self._rsig = self.backend.signal()
+        waiter = self._rwaiter = self.backend.signal()
         self._want = want
         try:
             while True:
                 timeout = _remaining(deadline)
                 self._mutex.release()
                 try:
-                    ok = sig.wait(timeout)
+                    ok = waiter.wait(timeout)
                 finally:
                     self._mutex.acquire()
-                # Re-check all state: a writer may have filled the request, a
-                # close may have run while we slept, or the wakeup was stale.
+                # Re-check all state: a writer may have filled the request, or
+                # a close may have run while we slept.
                 got = self._got
                 if got is not None:
                     return got
@@ -276,7 +280,7 @@ class Pipe:
                 self._pushback = got if type(got) is bytes else bytes(want[:got])  # type: ignore[index]
             raise
         finally:
-            self._want = self._got = None
+            self._want = self._got = self._rwaiter = None
 
     def _read_pushback(self, want: Want) -> Got:
         data = self._pushback
@@ -327,13 +331,11 @@ class Pipe:
                     done = min(len(want), size)
                     want[:done] = view[:done]
                     self._got = done
-                self._rsig.set()
+                self._rwaiter.set()
                 if done == size:
                     return size
             # Publish the rest and wait until readers used it up.
-            sig = self._wsig
-            if sig is None:
-                sig = self._wsig = self.backend.signal()
+            waiter = self._wwaiter = self.backend.signal()
             self._wview = view
             self._woff = done
             published = True
@@ -341,11 +343,11 @@ class Pipe:
                 timeout = _remaining(deadline)
                 self._mutex.release()
                 try:
-                    ok = sig.wait(timeout)
+                    ok = waiter.wait(timeout)
                 finally:
                     self._mutex.acquire()
-                # Re-check all state: readers may have used the write up, a
-                # close may have run while we slept, or the wakeup was stale.
+                # Re-check all state: readers may have used the write up, or a
+                # close may have run while we slept.
                 if self._wview is None:
                     return size
                 if self._wclosed or self._rclosed:
@@ -361,7 +363,7 @@ class Pipe:
         finally:
             if published:
                 # Never keep the caller's buffer once write() returns.
-                self._wview = None
+                self._wview = self._wwaiter = None
 
     # -- introspection -----------------------------------------------------
 
@@ -369,8 +371,8 @@ class Pipe:
         """How many calls on one side are blocked now (for ``repr``)."""
         with self._mutex:
             if reading:
-                return self._rgate.queued + (self._want is not None)
-            return self._wgate.queued + (self._wview is not None)
+                return len(self._rgate.queue or ()) + (self._rwaiter is not None)
+            return len(self._wgate.queue or ()) + (self._wwaiter is not None)
 
     def status(self) -> str:
         """Which ends are closed (for ``repr``)."""

@@ -167,23 +167,29 @@ class IPipeWriter(ICloser, ITimeouts):
 
 
 class ISignal(Interface):
-    """A binary semaphore: the one blocking primitive of the pipe core.
+    """A wakeup for one blocked call: the one blocking primitive of the core.
 
-    It is either set or unset; it starts unset. The core calls
-    :meth:`set` only while holding the pipe's mutex, and re-checks the
-    pipe's state after every wakeup, so a stale wakeup is harmless.
+    A blocking call gets a new signal from :meth:`IBackend.signal`,
+    registers it in the pipe's state under the pipe's mutex, releases
+    the mutex and waits; whoever changes the state it waits for sets it,
+    also under the mutex. It is either set or unset and starts unset; a
+    set that comes before the wait is not lost.
     """
 
     def wait(timeout):
         """Block until the signal is set, unset it, and return True.
 
         Return False if *timeout* seconds (``None``: forever) passed
-        first. Under gevent this yields to the hub, and a
-        :class:`gevent.Timeout` or a kill interrupts it.
+        first; ``0`` only polls. Under gevent this yields to the hub,
+        and a :class:`gevent.Timeout` or a kill interrupts it.
         """
 
     def set():
-        """Set the signal, waking its waiter; no effect if already set."""
+        """Set the signal, waking its waiter; no effect if already set.
+
+        Safe to call from any thread or greenlet; it never blocks and
+        never switches greenlets.
+        """
 
 
 class IBackend(Interface):
@@ -195,4 +201,4 @@ class IBackend(Interface):
         """Return a new reentrant OS lock, never held across a wait."""
 
     def signal():
-        """Return a new, unset :class:`ISignal`."""
+        """Return a new, unset :class:`ISignal` for the calling thread to wait on."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import gevent
 import pytest
@@ -87,9 +87,18 @@ class Harness:
 
     def __init__(self, backend: str) -> None:
         self.name = backend
+        self._ends: list[Any] = []
 
     def pipe(self) -> tuple[gpipe.PipeReader, gpipe.PipeWriter]:
-        return gpipe.pipe(backend=self.name)
+        r, w = gpipe.pipe(backend=self.name)
+        self._ends += (r, w)
+        return r, w
+
+    def close_all(self) -> None:
+        """Close every end this harness made (a test may drop its own)."""
+        for end in self._ends:
+            end.close()
+        self._ends.clear()
 
     def go(self, fn: Callable[..., Any], *args: Any) -> Task:
         return Task(self.name, fn, *args)
@@ -102,6 +111,8 @@ class Harness:
 
 
 @pytest.fixture(params=["gevent", "threading"])
-def bk(request: pytest.FixtureRequest) -> Harness:
+def bk(request: pytest.FixtureRequest) -> Iterator[Harness]:
     """The backend under test, with helpers to run concurrent tasks on it."""
-    return Harness(request.param)
+    harness = Harness(request.param)
+    yield harness
+    harness.close_all()

@@ -1,0 +1,196 @@
+"""Interruption races: an exception landing after the other side acted.
+
+A writer that finds a reader waiting copies into the reader's buffer and
+returns at once. If the reader is interrupted (gevent.Timeout, a kill)
+after that copy but before it resumes, it must not lose those bytes: the
+next read returns them. These tests make that interleaving certain with
+a backend whose signal raises right after it was set.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import gevent
+import pytest
+
+import gpipe
+from gpipe._backends import get_backend
+from gpipe._core import Pipe
+from gpipe._pipe import PipeReader, PipeWriter
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptAfterWake:
+    """Wraps a backend: the next reader wait returns, then raises."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.armed = False
+        self.first = True
+
+    def mutex(self):
+        return self.inner.mutex()
+
+    def signal(self):
+        sig = self.inner.signal()
+        outer = self
+        # The core creates the reader's signal first in these tests.
+        is_reader = self.first
+        self.first = False
+
+        class Wrapped:
+            def wait(self, timeout):
+                ok = sig.wait(timeout)
+                if is_reader and outer.armed:
+                    outer.armed = False
+                    raise Interrupt
+                return ok
+
+            def set(self):
+                sig.set()
+
+        return Wrapped()
+
+
+def make(backend_name):
+    backend = InterruptAfterWake(get_backend(backend_name))
+    core = Pipe(backend)
+    return backend, PipeReader(core), PipeWriter(core)
+
+
+def spawn(backend_name, fn, *args):
+    if backend_name == "gevent":
+        g = gevent.spawn(fn, *args)
+        return lambda: g.get(timeout=10)
+    result = {}
+
+    def run():
+        try:
+            result["value"] = fn(*args)
+        except BaseException as exc:
+            result["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def get():
+        t.join(10)
+        assert not t.is_alive()
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
+    return get
+
+
+def wait_reader_blocked(backend_name, r):
+    deadline = 10
+    step = 0.001
+    while r._pipe.waiting(True) < 1:
+        deadline -= step
+        assert deadline > 0, "reader never blocked"
+        (gevent.sleep if backend_name == "gevent" else __import__("time").sleep)(step)
+
+
+@pytest.mark.parametrize("backend_name", ["gevent", "threading"])
+@pytest.mark.parametrize("how", ["read", "readinto"])
+def test_reader_interrupted_after_fill_keeps_bytes(backend_name, how):
+    backend, r, w = make(backend_name)
+    buf = bytearray(100)
+    call = (lambda: r.read(100)) if how == "read" else (lambda: r.readinto(buf))
+    backend.armed = True
+    get = spawn(backend_name, call)
+    wait_reader_blocked(backend_name, r)
+    # The reader is waiting: the writer fills its request and returns at once.
+    assert w.write(b"handed over") == 11
+    with pytest.raises(Interrupt):
+        get()
+    # Nothing lost: the next read returns exactly those bytes, then the next write.
+    assert r.read(5) == b"hande"
+    assert r.read(100) == b"d over"
+    get2 = spawn(backend_name, w.write, b"next")
+    assert r.read(100) == b"next"
+    assert get2() == 4
+    w.close()
+    assert r.read(1) == b""
+    r.close()
+
+
+@pytest.mark.parametrize("backend_name", ["gevent", "threading"])
+def test_pushback_survives_writer_close_but_not_reader_close(backend_name):
+    backend, r, w = make(backend_name)
+    backend.armed = True
+    get = spawn(backend_name, r.read, 100)
+    wait_reader_blocked(backend_name, r)
+    w.write(b"kept")
+    with pytest.raises(Interrupt):
+        get()
+    w.close_with_error(RuntimeError("after"))
+    assert r.read(0) == b""  # data is still pending: no error yet
+    assert r.readinto(bytearray(10)) == 4
+    with pytest.raises(RuntimeError, match="after"):
+        r.read(1)
+    r.close()
+
+
+def test_killed_reader_consumes_nothing():
+    r, w = gpipe.pipe(backend="gevent")
+    g = gevent.spawn(r.read, 10)
+    gevent.idle()
+    assert r._pipe.waiting(True) == 1
+    g.kill(block=True, timeout=10)
+    assert g.dead
+    assert r._pipe.waiting(True) == 0
+    writer = gevent.spawn(w.write, b"payload")
+    assert r.read(10) == b"payload"
+    assert writer.get(timeout=10) == 7
+    r.close()
+    w.close()
+
+
+def test_killed_writer_reports_consumed():
+    r, w = gpipe.pipe(backend="gevent")
+    g = gevent.spawn(w.write, b"0123456789")
+    gevent.idle()
+    assert r.read(4) == b"0123"
+    g.kill(block=True, timeout=10)
+    assert isinstance(g.value, gevent.GreenletExit)
+    assert g.value.consumed == 4
+    # The withdrawn rest is never read; the pipe stays usable.
+    writer = gevent.spawn(w.write, b"fresh")
+    assert r.read(100) == b"fresh"
+    writer.get(timeout=10)
+    r.close()
+    w.close()
+
+
+def test_gevent_timeout_on_write():
+    r, w = gpipe.pipe(backend="gevent")
+    reader = gevent.spawn(r.read, 3)
+    with pytest.raises(gevent.Timeout) as info:
+        with gevent.Timeout(0.05):
+            w.write(b"abcdef")
+    assert info.value.consumed == 3
+    assert reader.get(timeout=10) == b"abc"
+    writer = gevent.spawn(w.write, b"ghi")
+    assert r.read(10) == b"ghi"
+    writer.get(timeout=10)
+    r.close()
+    w.close()
+
+
+def test_gevent_timeout_on_read_then_reuse():
+    r, w = gpipe.pipe(backend="gevent")
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.02):
+            r.read(10)
+    writer = gevent.spawn(w.write, b"still works")
+    assert r.read(100) == b"still works"
+    writer.get(timeout=10)
+    r.close()
+    w.close()

@@ -8,13 +8,17 @@ use gevent. Start with :func:`pipe`.
 from ._backends import detect_backend
 from ._errors import ClosedPipeError
 from ._pipe import PipeReader, PipeWriter, pipe
+from ._spawn import ConsumerWriter, spawn_consumer, spawn_producer
 from ._version import __version__
 
 __all__ = [
     "ClosedPipeError",
+    "ConsumerWriter",
     "PipeReader",
     "PipeWriter",
     "__version__",
     "detect_backend",
     "pipe",
+    "spawn_consumer",
+    "spawn_producer",
 ]

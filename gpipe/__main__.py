@@ -14,6 +14,7 @@ from typing import Optional
 # command name -> (module, one-line help)
 COMMANDS = {
     "demo": ("gpipe._demo", "stream bytes between two greenlets, then two threads (default)"),
+    "serve": ("gpipe._serve", "an HTTP server streaming bodies through pipes"),
 }
 
 

@@ -70,13 +70,13 @@ class _GeventAPI:
     """What the gevent backend uses of gevent, imported on first use."""
 
     def __init__(self) -> None:
-        from gevent import get_hub
-        from gevent.exceptions import LoopExit
-        from gevent.lock import Semaphore
+        from gevent import get_hub, getcurrent
 
         self.get_hub = get_hub
-        self.LoopExit = LoopExit
-        self.Semaphore = Semaphore
+        self.getcurrent = getcurrent
+        self.get_ident = _original("_thread", "get_ident")
+        # Per native thread, not per greenlet (even when threading is patched).
+        self.local = _original("_thread", "_local")()
 
 
 _gevent_api: Optional[_GeventAPI] = None
@@ -87,6 +87,38 @@ def _gevent() -> _GeventAPI:
     if _gevent_api is None:
         _gevent_api = _GeventAPI()
     return _gevent_api
+
+
+class _Keepalive:
+    """Holds one hub's loop open while pipe calls wait in it.
+
+    A blocked pipe call may be woken from another native thread, through
+    the loop. A loop with nothing referenced to wait for would exit
+    first, raising ``LoopExit`` in whatever greenlet of this thread is
+    waiting (a ``join()``, say). One referenced watcher per hub, shared
+    by all calls waiting there, prevents that at the cost of a counter.
+    """
+
+    __slots__ = ("hub", "loop", "watcher", "waiting")
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.loop = hub.loop
+        self.watcher = self.loop.async_(ref=False)
+        self.watcher.start(_nothing)
+        self.waiting = 0  # calls blocked in this hub; the watcher is referenced while > 0
+
+
+def _keepalive(api: _GeventAPI) -> _Keepalive:
+    """This thread's keepalive, for its current hub."""
+    hub = api.get_hub()
+    keepalive: Optional[_Keepalive] = getattr(api.local, "keepalive", None)
+    if keepalive is None or keepalive.hub is not hub:
+        keepalive = api.local.keepalive = _Keepalive(hub)
+    return keepalive
+
+
+_TIMED_OUT = object()
 
 
 @implementer(ISignal)
@@ -114,45 +146,82 @@ class ThreadSignal:
 
 @implementer(ISignal)
 class GeventSignal:
-    """A binary semaphore on :class:`gevent.lock.Semaphore`.
+    """A wakeup for one greenlet, delivered through its own thread's hub.
 
-    gevent's Semaphore (unlike its Event) may be released in another
-    native thread than the one waiting on it, which is what lets the two
-    ends of a gevent-backed pipe live in different threads. It belongs to
-    the hub of the thread that first waits on it, which is why each
-    blocking call makes a signal of its own.
+    The waiter parks in ``hub.switch()``; :meth:`set` schedules the
+    switch back as a loop callback (``run_callback_threadsafe`` when it
+    runs in another native thread). This is the whole cost of a blocked
+    handoff, so it avoids :class:`gevent.lock.Semaphore`, whose link
+    lists and hub ownership serve many waiters, where this has one.
     """
 
-    __slots__ = ("_sem",)
+    __slots__ = ("_set", "_greenlet", "_keepalive", "_thread", "_api")
 
-    def __init__(self, semaphore: Callable[[int], Any]) -> None:
-        self._sem = semaphore(0)
+    def __init__(self, api: _GeventAPI) -> None:
+        self._api = api
+        self._set = False
+        self._greenlet: Any = None  # the greenlet parked in wait(), if any
+        # Made by the call that will wait on it, so these are the waiter's.
+        self._keepalive = _keepalive(api)
+        self._thread = api.get_ident()
 
     def wait(self, timeout: Optional[float]) -> bool:
+        if self._set:
+            self._set = False
+            return True
         if timeout == 0:
-            return bool(self._sem.acquire(False))  # poll without yielding
+            return False
+        keepalive = self._keepalive
+        current = self._api.getcurrent()
+        self._greenlet = current
+        timer = None
+        keepalive.waiting += 1
+        if keepalive.waiting == 1:
+            keepalive.watcher.ref = True
         try:
-            return bool(self._sem.acquire(True, timeout))
-        except _gevent().LoopExit:
-            # This thread's loop has nothing left to run, so only another
-            # native thread can set this signal (the other end lives
-            # there). Its wakeup arrives through the loop, which must not
-            # exit meanwhile: hold it open with a referenced watcher.
-            keepalive = _gevent().get_hub().loop.async_()
-            keepalive.start(_nothing)
-            try:
-                return bool(self._sem.acquire(True, timeout))
-            finally:
-                keepalive.stop()
-                keepalive.close()
+            if timeout is not None:
+                timer = keepalive.loop.timer(timeout)
+                timer.start(current.switch, _TIMED_OUT)
+            while not self._set:
+                if keepalive.hub.switch() is _TIMED_OUT:
+                    break
+                # Otherwise set() woke us, or a wakeup meant for an earlier
+                # wait on this signal arrived late: the loop re-checks.
+            if self._set:
+                self._set = False
+                return True
+            return False
+        finally:
+            self._greenlet = None
+            keepalive.waiting -= 1
+            if not keepalive.waiting:
+                keepalive.watcher.ref = False
+            if timer is not None:
+                timer.stop()
+                timer.close()
+
+    def _wake(self) -> None:
+        # Runs in the waiter's hub. The waiter may have stopped waiting
+        # since set() (timed out, killed): then there is no one to wake.
+        greenlet = self._greenlet
+        if greenlet is not None:
+            greenlet.switch()
 
     def set(self) -> None:
-        # As for ThreadSignal: setters are serialised by the pipe mutex.
-        if self._sem.locked():
-            self._sem.release()
+        if self._set:
+            return
+        # Set the flag before looking for a waiter; wait() publishes the
+        # waiter before its last look at the flag. A set() in another
+        # thread then either finds the waiter or is found by it.
+        self._set = True
+        if self._greenlet is not None:
+            if self._api.get_ident() == self._thread:
+                self._keepalive.loop.run_callback(self._wake)
+            else:
+                self._keepalive.loop.run_callback_threadsafe(self._wake)
 
     def __repr__(self) -> str:
-        return f"<GeventSignal {'unset' if self._sem.locked() else 'set'}>"
+        return f"<GeventSignal {'set' if self._set else 'unset'}>"
 
 
 @implementer(IBackend)
@@ -168,8 +237,11 @@ class ThreadingBackend:
     def mutex(self) -> Any:
         return self._rlock()
 
-    def signal(self) -> ISignal:
-        return ThreadSignal(self._allocate_lock)
+    def signal(self, reuse: Optional[ThreadSignal] = None) -> ThreadSignal:
+        if reuse is None:
+            return ThreadSignal(self._allocate_lock)
+        reuse._lock.acquire(False)  # unset it: its last waiter has left
+        return reuse
 
 
 @implementer(IBackend)
@@ -179,14 +251,24 @@ class GeventBackend:
     name = "gevent"
 
     def __init__(self) -> None:
-        self._semaphore = _gevent().Semaphore
+        self._api = _gevent()
         self._rlock = _original("_thread", "RLock")
 
     def mutex(self) -> Any:
         return self._rlock()
 
-    def signal(self) -> ISignal:
-        return GeventSignal(self._semaphore)
+    def signal(self, reuse: Optional[GeventSignal] = None) -> GeventSignal:
+        # A signal can be waited on again only in the thread and hub it
+        # was made for: its wakeups are delivered through that hub's loop.
+        api = self._api
+        if (
+            reuse is not None
+            and reuse._thread == api.get_ident()
+            and reuse._keepalive.hub is api.get_hub()
+        ):
+            reuse._set = False  # its last waiter has left
+            return reuse
+        return GeventSignal(api)
 
 
 _FACTORIES: dict[str, Callable[[], Any]] = {

@@ -33,12 +33,6 @@ Got = Union[int, bytes]
 _Error = tuple[BaseException, Any]
 
 
-def _remaining(deadline: Optional[float]) -> Optional[float]:
-    if deadline is None:
-        return None
-    return max(0.0, deadline - _monotonic())
-
-
 def _consumed(exc: BaseException, count: int) -> None:
     """Tell the caller of an interrupted write how much of it was read."""
     try:
@@ -71,6 +65,8 @@ class Pipe:
         "_wgate",
         "_rwaiter",
         "_wwaiter",
+        "_rsig",
+        "_wsig",
         "_want",
         "_got",
         "_wview",
@@ -94,6 +90,10 @@ class Pipe:
         # on another thread's hub to wake up.)
         self._rwaiter: Any = None  # the reader waiting in _want
         self._wwaiter: Any = None  # the writer waiting on _wview
+        # The last signal each side waited on, which the backend hands out
+        # again (cleared) when the next wait is in the same thread.
+        self._rsig: Any = None
+        self._wsig: Any = None
         self._want: Optional[Want] = None  # the waiting reader's request
         self._got: Optional[Got] = None  # what a writer put into _want
         self._wview: Optional[memoryview] = None  # the pending write
@@ -178,13 +178,13 @@ class Pipe:
 
     def _enter_gate(self, gate: _Gate, deadline: Optional[float]) -> None:
         """Wait until the busy *gate* is handed to this call."""
-        waiter = self.backend.signal()
+        waiter = self.backend.signal(None)
         queue = gate.queue
         if queue is None:
             queue = gate.queue = deque()
         queue.append(waiter)
         try:
-            timeout = _remaining(deadline)
+            timeout = None if deadline is None else max(0.0, deadline - _monotonic())
             self._mutex.release()
             try:
                 handed = waiter.wait(timeout)
@@ -209,52 +209,64 @@ class Pipe:
             gate.busy = False
 
     # -- reading -----------------------------------------------------------
+    #
+    # read() and write() are the hot path: each is one function, with the
+    # gate and the deadline inlined, because at small sizes the cost of a
+    # handoff is its Python calls, not its copy.
 
     def read(self, want: Want, timeout: Optional[float]) -> Got:
         """Fill *want* from the next write; ``0``/``b""`` at EOF."""
         deadline = None if timeout is None else _monotonic() + timeout
-        with self._mutex:
+        mutex = self._mutex
+        mutex.acquire()  # explicit: cheaper than "with", on every call
+        try:
             gate = self._rgate
             if gate.busy:
                 self._enter_gate(gate, deadline)
             else:
                 gate.busy = True
             try:
-                return self._read(want, deadline)
+                if self._rclosed:
+                    raise self._read_error()
+                if self._pushback:
+                    return self._read_pushback(want)
+                if self._wclosed:
+                    return self._eof(want)
+                view = self._wview
+                if view is not None:
+                    # A write is pending: copy from it; wake its writer once
+                    # it is used up.
+                    off = self._woff
+                    if type(want) is int:
+                        got: Got = bytes(view[off : off + want])
+                        off += len(got)
+                    else:
+                        n = min(len(want), len(view) - off)
+                        want[:n] = view[off : off + n]
+                        off += n
+                        got = n
+                    if off == len(view):
+                        self._wview = None
+                        self._wwaiter.set()
+                    else:
+                        self._woff = off
+                    return got
+                return self._wait_for_writer(want, deadline)
             finally:
-                self._leave_gate(gate)
+                if gate.queue:
+                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                else:
+                    gate.busy = False
+        finally:
+            mutex.release()
 
-    def _read(self, want: Want, deadline: Optional[float]) -> Got:
-        if self._rclosed:
-            raise self._read_error()
-        if self._pushback:
-            return self._read_pushback(want)
-        if self._wclosed:
-            return self._eof(want)
-        view = self._wview
-        if view is not None:
-            # A write is pending: copy from it; wake its writer once used up.
-            off = self._woff
-            if type(want) is int:
-                got: Got = bytes(view[off : off + want])
-                n = len(got)
-            else:
-                n = min(len(want), len(view) - off)
-                want[:n] = view[off : off + n]
-                got = n
-            off += n
-            if off == len(view):
-                self._wview = None
-                self._wwaiter.set()
-            else:
-                self._woff = off
-            return got
-        # Nothing to read yet: wait for a writer to fill our request.
-        waiter = self._rwaiter = self.backend.signal()
+    def _wait_for_writer(self, want: Want, deadline: Optional[float]) -> Got:
+        """Publish *want* for the next writer to fill, and wait for it."""
+        waiter = self._rwaiter = self._rsig = self.backend.signal(self._rsig)
         self._want = want
         try:
             while True:
-                timeout = _remaining(deadline)
+                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
                 self._mutex.release()
                 try:
                     ok = waiter.wait(timeout)
@@ -297,7 +309,10 @@ class Pipe:
     def write(self, view: memoryview, timeout: Optional[float]) -> int:
         """Hand all of the non-empty byte memoryview *view* to readers."""
         deadline = None if timeout is None else _monotonic() + timeout
-        with self._mutex:
+        size = len(view)
+        mutex = self._mutex
+        mutex.acquire()
+        try:
             gate = self._wgate
             if gate.busy:
                 try:
@@ -308,39 +323,45 @@ class Pipe:
             else:
                 gate.busy = True
             try:
-                return self._write(view, deadline)
-            finally:
-                self._leave_gate(gate)
-
-    def _write(self, view: memoryview, deadline: Optional[float]) -> int:
-        size = len(view)
-        done = 0  # consumed so far, until the rest is published
-        published = False
-        try:
-            if self._wclosed or self._rclosed:
-                raise self._write_error()
-            want = self._want
-            if want is not None and self._got is None:
-                # A reader is waiting: fill its request now, so that only the
-                # reader blocked for this handoff.
-                if type(want) is int:
-                    got = bytes(view[:want])
-                    done = len(got)
-                    self._got = got
+                if self._wclosed or self._rclosed:
+                    exc = self._write_error()
+                    _consumed(exc, 0)
+                    raise exc
+                want = self._want
+                if want is not None and self._got is None:
+                    # A reader is waiting: fill its request now, so that only
+                    # the reader blocked for this handoff.
+                    if type(want) is int:
+                        got = bytes(view[:want])
+                        done = len(got)
+                        self._got = got
+                    else:
+                        done = min(len(want), size)
+                        want[:done] = view[:done]
+                        self._got = done
+                    self._rwaiter.set()
+                    if done == size:
+                        return size
                 else:
-                    done = min(len(want), size)
-                    want[:done] = view[:done]
-                    self._got = done
-                self._rwaiter.set()
-                if done == size:
-                    return size
-            # Publish the rest and wait until readers used it up.
-            waiter = self._wwaiter = self.backend.signal()
-            self._wview = view
-            self._woff = done
-            published = True
+                    done = 0
+                return self._wait_for_readers(view, done, deadline)
+            finally:
+                if gate.queue:
+                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                else:
+                    gate.busy = False
+        finally:
+            mutex.release()
+
+    def _wait_for_readers(self, view: memoryview, done: int, deadline: Optional[float]) -> int:
+        """Publish the rest of *view* after *done* bytes; wait until it is read."""
+        size = len(view)
+        waiter = self._wwaiter = self._wsig = self.backend.signal(self._wsig)
+        self._wview = view
+        self._woff = done
+        try:
             while True:
-                timeout = _remaining(deadline)
+                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
                 self._mutex.release()
                 try:
                     ok = waiter.wait(timeout)
@@ -356,14 +377,11 @@ class Pipe:
                     raise TimeoutError("write timed out")
         except BaseException as exc:
             # What no reader took is withdrawn (below); say how much was taken.
-            if published:
-                done = size if self._wview is None else self._woff
-            _consumed(exc, done)
+            _consumed(exc, size if self._wview is None else self._woff)
             raise
         finally:
-            if published:
-                # Never keep the caller's buffer once write() returns.
-                self._wview = self._wwaiter = None
+            # Never keep the caller's buffer once write() returns.
+            self._wview = self._wwaiter = None
 
     # -- introspection -----------------------------------------------------
 

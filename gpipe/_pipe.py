@@ -17,7 +17,11 @@ from ._core import Pipe
 from ._errors import ClosedPipeError
 from .interfaces import IPipeReader, IPipeWriter
 
-__all__ = ["PipeReader", "PipeWriter", "pipe"]
+__all__ = ["ChunkIterator", "PipeReader", "PipeWriter", "pipe"]
+
+# iter_chunks()'s default: large enough to amortise a switch per chunk,
+# small enough to keep a server's many bodies in constant memory.
+DEFAULT_CHUNK = 65536
 
 # readall() asks for "the rest of the current write, however long".
 _WHOLE_WRITE = sys.maxsize
@@ -25,6 +29,9 @@ _WHOLE_WRITE = sys.maxsize
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
+    kind = type(obj)
+    if kind is bytearray or (kind is bytes and not writable):
+        return memoryview(obj)  # the common cases, already flat bytes
     if isinstance(obj, str):
         raise TypeError(f"{name} must be a bytes-like object, not 'str'")
     try:
@@ -191,9 +198,10 @@ class PipeReader(_End):
         :raises TypeError: *size* is not an integer.
         :raises ValueError: *size* is negative but not -1.
         """
-        if size is None:
-            return self.readall()
-        size = operator.index(size)
+        if type(size) is not int:
+            if size is None:
+                return self.readall()
+            size = operator.index(size)
         if size <= 0:
             if size == -1:
                 return self.readall()
@@ -237,11 +245,68 @@ class PipeReader(_End):
                 return b"".join(chunks)  # type: ignore[arg-type]
             chunks.append(data)
 
+    def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:
+        """Return an iterator over the data as non-empty chunks, until EOF.
+
+        Each chunk is the :class:`bytes` of one :meth:`read` of at most
+        *size* bytes. The iterator closes this reader at EOF, and its
+        ``close()`` closes this reader at any time, so it is a correct
+        WSGI response body (PEP 3333): when the server closes it because
+        the client went away, the writer's next write raises
+        :exc:`~gpipe.ClosedPipeError`.
+
+        :param size: the largest chunk, in bytes.
+        :return: a :class:`ChunkIterator`; each step raises as :meth:`read`.
+        :raises TypeError: *size* is not an integer.
+        :raises ValueError: *size* is not positive.
+        """
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(
+                f"iter_chunks() size must be an integer, not {type(size).__name__!r}"
+            )
+        if size <= 0:
+            raise ValueError(f"iter_chunks() size must be > 0, not {size!r}")
+        return ChunkIterator(self, int(size))
+
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_read(exc)
 
     def _collected(self, core: Pipe) -> None:
         core.close_read(ClosedPipeError("read end collected without close"))
+
+
+class ChunkIterator:
+    """The iterator :meth:`PipeReader.iter_chunks` returns.
+
+    Yields non-empty :class:`bytes` until EOF, then closes the reader.
+    """
+
+    __slots__ = ("_reader", "_size")
+
+    def __init__(self, reader: PipeReader, size: int) -> None:
+        self._reader = reader
+        self._size = size
+
+    def __iter__(self) -> ChunkIterator:
+        return self
+
+    def __next__(self) -> bytes:
+        """Return the next chunk.
+
+        :raises StopIteration: at EOF, and after :meth:`close`.
+        :raises: otherwise as :meth:`PipeReader.read`.
+        """
+        if self._reader.closed:
+            raise StopIteration
+        data = self._reader.read(self._size)
+        if not data:
+            self._reader.close()
+            raise StopIteration
+        return data
+
+    def close(self) -> None:
+        """Close the reader (never blocks); later steps stop the iteration."""
+        self._reader.close()
 
 
 @implementer(IPipeWriter)

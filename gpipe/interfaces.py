@@ -122,6 +122,20 @@ class IPipeReader(ICloser, ITimeouts):
     def __iter__():
         """Iterate over lines, as :meth:`readline` reads them."""
 
+    def iter_chunks(size=65536):
+        """Return an iterator over non-empty :class:`bytes` chunks until EOF.
+
+        Each chunk is one :meth:`read` of at most *size* bytes. The
+        iterator has a ``close()`` method that closes this reader, and
+        closes it at EOF too: it is a correct WSGI response body, whose
+        writer stops (its next write raises) when the server closes it
+        because the client went away.
+
+        :raises TypeError: *size* is not an integer.
+        :raises ValueError: *size* is not positive.
+        :raises: each step raises as :meth:`read`.
+        """
+
 
 class IPipeWriter(ICloser, ITimeouts):
     """The write end of a synchronous in-memory pipe.
@@ -200,5 +214,11 @@ class IBackend(Interface):
     def mutex():
         """Return a new reentrant OS lock, never held across a wait."""
 
-    def signal():
-        """Return a new, unset :class:`ISignal` for the calling thread to wait on."""
+    def signal(reuse):
+        """Return an unset :class:`ISignal` for the calling thread to wait on.
+
+        *reuse* is ``None`` or a signal this backend made earlier whose
+        waiter has left and which no one will set any more: the backend
+        may clear and return it instead of making a new one, if the
+        calling thread can wait on it.
+        """

@@ -36,8 +36,8 @@ class InterruptAfterWake:
     def mutex(self):
         return self.inner.mutex()
 
-    def signal(self):
-        sig = self.inner.signal()
+    def signal(self, reuse=None):
+        sig = self.inner.signal(None)
         outer = self
         # The core creates the reader's signal first in these tests.
         is_reader = self.first

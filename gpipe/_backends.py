@@ -237,11 +237,11 @@ class ThreadingBackend:
     def mutex(self) -> Any:
         return self._rlock()
 
-    def signal(self, reuse: Optional[ThreadSignal] = None) -> ThreadSignal:
-        if reuse is None:
-            return ThreadSignal(self._allocate_lock)
-        reuse._lock.acquire(False)  # unset it: its last waiter has left
-        return reuse
+    def signal(self, reuse: Optional[ISignal] = None) -> ISignal:
+        if isinstance(reuse, ThreadSignal):
+            reuse._lock.acquire(False)  # unset it: its last waiter has left
+            return reuse
+        return ThreadSignal(self._allocate_lock)
 
 
 @implementer(IBackend)
@@ -257,12 +257,12 @@ class GeventBackend:
     def mutex(self) -> Any:
         return self._rlock()
 
-    def signal(self, reuse: Optional[GeventSignal] = None) -> GeventSignal:
+    def signal(self, reuse: Optional[ISignal] = None) -> ISignal:
         # A signal can be waited on again only in the thread and hub it
         # was made for: its wakeups are delivered through that hub's loop.
         api = self._api
         if (
-            reuse is not None
+            isinstance(reuse, GeventSignal)
             and reuse._thread == api.get_ident()
             and reuse._keepalive.hub is api.get_hub()
         ):

@@ -156,7 +156,7 @@ class Pipe:
         """What a read returns once the writer is closed and nothing is left."""
         if self._werr is not None:
             raise self._read_error()
-        return b"" if type(want) is int else 0
+        return b"" if isinstance(want, int) else 0
 
     def check_read(self) -> None:
         """The checks of a read, for an empty read that must not block."""
@@ -237,9 +237,10 @@ class Pipe:
                     # A write is pending: copy from it; wake its writer once
                     # it is used up.
                     off = self._woff
-                    if type(want) is int:
-                        got: Got = bytes(view[off : off + want])
-                        off += len(got)
+                    if isinstance(want, int):
+                        data = bytes(view[off : off + want])
+                        off += len(data)
+                        got: Got = data
                     else:
                         n = min(len(want), len(view) - off)
                         want[:n] = view[off : off + n]
@@ -289,14 +290,18 @@ class Pipe:
                 # A writer filled the request before the interruption landed,
                 # and may already have returned: keep the bytes for the next
                 # read, so that an interrupted read consumes nothing.
-                self._pushback = got if type(got) is bytes else bytes(want[:got])  # type: ignore[index]
+                if isinstance(got, bytes):
+                    self._pushback = got
+                else:
+                    assert isinstance(want, memoryview)
+                    self._pushback = bytes(want[:got])
             raise
         finally:
             self._want = self._got = self._rwaiter = None
 
     def _read_pushback(self, want: Want) -> Got:
         data = self._pushback
-        if type(want) is int:
+        if isinstance(want, int):
             self._pushback = data[want:]
             return data[:want]
         n = min(len(want), len(data))
@@ -324,14 +329,14 @@ class Pipe:
                 gate.busy = True
             try:
                 if self._wclosed or self._rclosed:
-                    exc = self._write_error()
-                    _consumed(exc, 0)
-                    raise exc
+                    error = self._write_error()
+                    _consumed(error, 0)
+                    raise error
                 want = self._want
                 if want is not None and self._got is None:
                     # A reader is waiting: fill its request now, so that only
                     # the reader blocked for this handoff.
-                    if type(want) is int:
+                    if isinstance(want, int):
                         got = bytes(view[:want])
                         done = len(got)
                         self._got = got

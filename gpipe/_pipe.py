@@ -238,11 +238,12 @@ class PipeReader(_End):
         :raises: as :meth:`read`; what was read before an error is lost
             with it.
         """
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             data = self._pipe.read(_WHOLE_WRITE, self._timeout)
+            assert type(data) is bytes
             if not data:
-                return b"".join(chunks)  # type: ignore[arg-type]
+                return b"".join(chunks)
             chunks.append(data)
 
     def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:

@@ -6,6 +6,10 @@ describe the seam between the pipe core and the blocking primitives of
 gevent or of OS threads.
 """
 
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Optional
+
 from zope.interface import Attribute, Interface
 
 __all__ = [
@@ -30,7 +34,7 @@ class ICloser(Interface):
     closed = Attribute("True once this end was closed by its owner.")
     backend = Attribute('The name of the backend: ``"gevent"`` or ``"threading"``.')
 
-    def close():
+    def close() -> None:
         """Close this end; the other end sees the default close error.
 
         Closing the writer makes reads return EOF (``b""``) once
@@ -38,7 +42,7 @@ class ICloser(Interface):
         :exc:`~gpipe.ClosedPipeError`.
         """
 
-    def close_with_error(exc=None):
+    def close_with_error(exc: Optional[BaseException] = None) -> None:
         """Close this end so that calls on the other end raise *exc*.
 
         The very instance *exc* is raised, each time with the traceback
@@ -52,7 +56,7 @@ class ICloser(Interface):
 class ITimeouts(Interface):
     """Per-end timeouts, in the manner of :meth:`socket.socket.settimeout`."""
 
-    def settimeout(timeout):
+    def settimeout(timeout: Optional[float]) -> None:
         """Bound each later blocking call on this end to *timeout* seconds.
 
         A read or write that would block longer raises the builtin
@@ -63,7 +67,7 @@ class ITimeouts(Interface):
         :raises ValueError: *timeout* is negative or NaN.
         """
 
-    def gettimeout():
+    def gettimeout() -> Optional[float]:
         """Return the timeout set by :meth:`settimeout` (``None`` if none)."""
 
 
@@ -81,7 +85,7 @@ class IPipeReader(ICloser, ITimeouts):
     end's owner closed raises :exc:`~gpipe.ClosedPipeError`.
     """
 
-    def read(size=-1):
+    def read(size: Optional[int] = -1) -> bytes:
         """Read up to *size* bytes, blocking until a writer provides some.
 
         ``size=-1`` or ``None`` reads until EOF. ``read(0)`` returns
@@ -94,35 +98,35 @@ class IPipeReader(ICloser, ITimeouts):
         :raises BaseException: the error the writer closed the pipe with.
         """
 
-    def readinto(buffer):
+    def readinto(buffer: Any) -> int:
         """Read into the writable bytes-like *buffer*.
 
         :return: the number of bytes read; ``0`` at EOF or for an empty buffer.
         :raises: as :meth:`read`, and :exc:`TypeError` for a read-only buffer.
         """
 
-    def readall():
+    def readall() -> bytes:
         """Read until EOF and return all of it as :class:`bytes`.
 
         :raises: as :meth:`read`.
         """
 
-    def readline(size=-1):
+    def readline(size: Optional[int] = -1) -> bytes:
         """Read up to and including the next ``b"\\n"``, at most *size* bytes.
 
         :raises: as :meth:`read`.
         """
 
-    def readlines(hint=-1):
+    def readlines(hint: int = -1) -> list[bytes]:
         """Read lines until EOF, or until their total size exceeds *hint*.
 
         :raises: as :meth:`read`.
         """
 
-    def __iter__():
+    def __iter__() -> Iterator[bytes]:
         """Iterate over lines, as :meth:`readline` reads them."""
 
-    def iter_chunks(size=65536):
+    def iter_chunks(size: int = 65536) -> Iterator[bytes]:
         """Return an iterator over non-empty :class:`bytes` chunks until EOF.
 
         Each chunk is one :meth:`read` of at most *size* bytes. The
@@ -156,7 +160,7 @@ class IPipeWriter(ICloser, ITimeouts):
     exception allows attributes.
     """
 
-    def write(data):
+    def write(data: Any) -> int:
         """Write all of the bytes-like *data*, blocking until it was read.
 
         ``write(b"")`` returns ``0`` at once, after checking that the
@@ -170,13 +174,13 @@ class IPipeWriter(ICloser, ITimeouts):
         :raises BaseException: the error the reader closed the pipe with.
         """
 
-    def writelines(lines):
+    def writelines(lines: Iterable[Any]) -> None:
         """Write each bytes-like object of *lines* in turn.
 
         :raises: as :meth:`write`.
         """
 
-    def flush():
+    def flush() -> None:
         """Do nothing: a pipe keeps no buffer to flush."""
 
 
@@ -190,7 +194,7 @@ class ISignal(Interface):
     set that comes before the wait is not lost.
     """
 
-    def wait(timeout):
+    def wait(timeout: Optional[float]) -> bool:
         """Block until the signal is set, unset it, and return True.
 
         Return False if *timeout* seconds (``None``: forever) passed
@@ -198,7 +202,7 @@ class ISignal(Interface):
         and a :class:`gevent.Timeout` or a kill interrupts it.
         """
 
-    def set():
+    def set() -> None:
         """Set the signal, waking its waiter; no effect if already set.
 
         Safe to call from any thread or greenlet; it never blocks and
@@ -211,10 +215,10 @@ class IBackend(Interface):
 
     name = Attribute('The backend\'s name: ``"gevent"`` or ``"threading"``.')
 
-    def mutex():
+    def mutex() -> Any:
         """Return a new reentrant OS lock, never held across a wait."""
 
-    def signal(reuse):
+    def signal(reuse: Optional["ISignal"]) -> "ISignal":
         """Return an unset :class:`ISignal` for the calling thread to wait on.
 
         *reuse* is ``None`` or a signal this backend made earlier whose

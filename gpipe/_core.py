@@ -10,6 +10,11 @@ a reader waiting copies into the reader's buffer and returns without
 blocking; a reader that finds a write pending copies from it and wakes
 the writer only when the write is used up. So most handoffs block one
 side once, not both.
+
+A pipe made with ``bufsize > 0`` also keeps up to that many bytes in
+``_buf``, so writers can run ahead of readers; unbuffered pipes use
+``_buf`` only for the bytes of an interrupted read (see
+``_wait_for_writer``).
 """
 
 from __future__ import annotations
@@ -71,14 +76,15 @@ class Pipe:
         "_got",
         "_wview",
         "_woff",
-        "_pushback",
+        "_buf",
+        "_bufsize",
         "_rclosed",
         "_wclosed",
         "_rerr",
         "_werr",
     )
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, bufsize: int = 0) -> None:
         self.backend = backend
         self._mutex = backend.mutex()
         self._rgate = _Gate()
@@ -98,9 +104,12 @@ class Pipe:
         self._got: Optional[Got] = None  # what a writer put into _want
         self._wview: Optional[memoryview] = None  # the pending write
         self._woff = 0  # how much of _wview readers consumed
-        # Bytes a writer handed to a reader that was interrupted before it
-        # could return them: read first, so nothing is lost or reordered.
-        self._pushback = b""
+        # Bytes accepted from writers and not read yet, read before anything
+        # else: up to bufsize of them, plus any a writer handed to a reader
+        # that was interrupted before it could return them. An empty bytes
+        # until needed, then a bytearray (whose front deletion is cheap).
+        self._buf: Union[bytes, bytearray] = b""
+        self._bufsize = bufsize
         self._rclosed = False
         self._wclosed = False
         self._rerr: Optional[_Error] = None
@@ -115,7 +124,7 @@ class Pipe:
             self._rclosed = True
             if exc is not None:
                 self._rerr = (exc, exc.__traceback__)
-            self._pushback = b""
+            self._buf = b""  # no one will read it
             self._wake_all()
 
     def close_write(self, exc: Optional[BaseException]) -> None:
@@ -162,7 +171,7 @@ class Pipe:
         """The checks of a read, for an empty read that must not block."""
         with self._mutex:
             if self._rclosed or (
-                self._wclosed and self._werr is not None and not self._pushback
+                self._wclosed and self._werr is not None and not self._buf
             ):
                 raise self._read_error()
 
@@ -228,8 +237,8 @@ class Pipe:
             try:
                 if self._rclosed:
                     raise self._read_error()
-                if self._pushback:
-                    return self._read_pushback(want)
+                if self._buf:
+                    return self._read_buffered(want)
                 if self._wclosed:
                     return self._eof(want)
                 view = self._wview
@@ -290,24 +299,54 @@ class Pipe:
                 # A writer filled the request before the interruption landed,
                 # and may already have returned: keep the bytes for the next
                 # read, so that an interrupted read consumes nothing.
-                if isinstance(got, bytes):
-                    self._pushback = got
-                else:
+                if isinstance(got, int):
                     assert isinstance(want, memoryview)
-                    self._pushback = bytes(want[:got])
+                    kept = bytearray(want[:got])
+                else:
+                    kept = bytearray(got)
+                # In front of whatever writers buffered since.
+                self._buf = kept + self._buf
             raise
         finally:
             self._want = self._got = self._rwaiter = None
 
-    def _read_pushback(self, want: Want) -> Got:
-        data = self._pushback
+    def _read_buffered(self, want: Want) -> Got:
+        buf = self._buf
         if isinstance(want, int):
-            self._pushback = data[want:]
-            return data[:want]
-        n = min(len(want), len(data))
-        want[:n] = data[:n]
-        self._pushback = data[n:]
-        return n
+            data = bytes(buf[:want])
+            n = len(data)
+            got: Got = data
+        else:
+            n = min(len(want), len(buf))
+            with memoryview(buf) as view:
+                want[:n] = view[:n]
+            got = n
+        if n == len(buf):
+            self._buf = b""
+        else:
+            assert isinstance(buf, bytearray)
+            del buf[:n]
+        if self._wview is not None:
+            self._refill()
+        return got
+
+    def _refill(self) -> None:
+        """Move what fits of the pending write into the buffer."""
+        view = self._wview
+        assert view is not None
+        off = self._woff
+        end = min(len(view), off + self._bufsize - len(self._buf))
+        if end <= off:
+            return
+        buf = self._buf
+        if not isinstance(buf, bytearray):
+            buf = self._buf = bytearray(buf)
+        buf += view[off:end]
+        if end == len(view):
+            self._wview = None
+            self._wwaiter.set()
+        else:
+            self._woff = end
 
     # -- writing -----------------------------------------------------------
 
@@ -349,6 +388,10 @@ class Pipe:
                         return size
                 else:
                     done = 0
+                if self._bufsize:
+                    done = self._buffer(view, done)
+                    if done == size:
+                        return size
                 return self._wait_for_readers(view, done, deadline)
             finally:
                 if gate.queue:
@@ -357,6 +400,17 @@ class Pipe:
                     gate.busy = False
         finally:
             mutex.release()
+
+    def _buffer(self, view: memoryview, done: int) -> int:
+        """Buffer what fits of *view* after *done* bytes; return the new *done*."""
+        end = min(len(view), done + self._bufsize - len(self._buf))
+        if end > done:
+            buf = self._buf
+            if not isinstance(buf, bytearray):
+                buf = self._buf = bytearray(buf)
+            buf += view[done:end]
+            return end
+        return done
 
     def _wait_for_readers(self, view: memoryview, done: int, deadline: Optional[float]) -> int:
         """Publish the rest of *view* after *done* bytes; wait until it is read."""

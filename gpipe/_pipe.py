@@ -371,7 +371,7 @@ class PipeWriter(_End):
         core.close_write(ClosedPipeError("write end collected without close"))
 
 
-def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
+def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
     """Create a synchronous in-memory pipe and return its two ends.
 
     It connects code that wants to read a file with code that wants to
@@ -387,14 +387,30 @@ def pipe(*, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
     writes are safe too: they are gated one after another, so each
     write's bytes are contiguous in the stream.
 
+    :param bufsize: ``0`` (the default) for the unbuffered pipe above.
+        A positive *bufsize* lets writers run ahead of readers by up to
+        that many bytes, as an OS pipe does: a write returns once all of
+        its bytes were buffered or read, and a read may return bytes of
+        several writes. Every close and error rule still holds: after the
+        writer's :meth:`~PipeWriter.close` readers get the buffered bytes,
+        then EOF; after its ``close_with_error(e)``, the buffered bytes,
+        then ``e``; the reader's close discards the buffer and fails
+        writers at once.
     :param backend: how blocking calls wait. ``"gevent"`` yields to the
         gevent hub (and works when one end is used from a native thread);
         ``"threading"`` blocks the OS thread. ``None`` (the default) asks
         :func:`detect_backend` now, on every call.
     :return: ``(reader, writer)``.
-    :raises ValueError: *backend* is not ``None``, ``"gevent"`` or
-        ``"threading"``.
-    :raises TypeError: *backend* is not a string.
+    :raises TypeError: *bufsize* is not an integer, or *backend* is not
+        a string.
+    :raises ValueError: *bufsize* is negative, or *backend* is not
+        ``None``, ``"gevent"`` or ``"threading"``.
+
+    .. versionadded:: 0.1.0
     """
-    core = Pipe(get_backend(backend))
+    if isinstance(bufsize, bool) or not isinstance(bufsize, int):
+        raise TypeError(f"bufsize must be an int, not {type(bufsize).__name__!r}")
+    if bufsize < 0:
+        raise ValueError(f"bufsize must be >= 0, not {bufsize}")
+    core = Pipe(get_backend(backend), bufsize)
     return PipeReader(core), PipeWriter(core)

@@ -442,8 +442,10 @@ def concurrent_downloads(srv: Server, count: int, size: int) -> dict[str, int]:
 
 @pytest.mark.timeout(120)
 def test_concurrent_downloads_light(server):
-    at_once = concurrent_downloads(server, 20, MiB + 3)
-    assert at_once["producers"] >= 1
+    # Every response has begun before any is read (the barrier); whether
+    # producers are still running then depends on socket buffer sizes, so
+    # only the content is checked here.
+    concurrent_downloads(server, 20, MiB + 3)
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -1,0 +1,165 @@
+"""pipe(bufsize=N): writers run ahead by up to N bytes; every close and
+error rule of the unbuffered pipe still holds."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import gpipe
+from gpipe._core import Pipe
+from gpipe._pipe import PipeReader, PipeWriter
+
+from .test_interrupt import Interrupt, InterruptAfterWake, spawn, wait_reader_blocked
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def buffered(bk):
+    def make(bufsize):
+        r, w = gpipe.pipe(bufsize, backend=bk.name)
+        bk._ends += (r, w)
+        return r, w
+
+    return make
+
+
+def test_writes_return_while_they_fit(bk, buffered):
+    r, w = buffered(10)
+    assert w.write(b"abc") == 3  # no reader: buffered
+    assert w.write(b"defg") == 4
+    # A read may return bytes of several writes, as from an OS pipe.
+    assert r.read(100) == b"abcdefg"
+
+
+def test_write_blocks_when_buffer_full(bk, buffered):
+    r, w = buffered(4)
+    task = bk.go(w.write, b"0123456789")
+    bk.wait_blocked(w)
+    assert not task.ready()
+    assert r.read(2) == b"01"  # frees room: the write refills the buffer
+    assert not task.ready()
+    assert r.read(100) == b"2345"
+    assert task.get() == 10  # the rest fit into the buffer
+    assert r.read(100) == b"6789"
+
+
+def test_reader_waiting_gets_data_directly(bk, buffered):
+    r, w = buffered(8)
+    task = bk.go(r.read, 100)
+    bk.wait_blocked(r)
+    assert w.write(b"direct") == 6
+    assert task.get() == b"direct"
+
+
+def test_writer_close_delivers_buffer_then_eof(bk, buffered):
+    r, w = buffered(16)
+    w.write(b"last words")
+    w.close()
+    assert r.read(0) == b""
+    assert r.read(4) == b"last"
+    assert r.readall() == b" words"
+    assert r.read(1) == b""
+
+
+def test_writer_error_after_buffer(bk, buffered):
+    r, w = buffered(16)
+    w.write(b"partial")
+    err = Boom()
+    w.close_with_error(err)
+    assert r.read(0) == b""  # data still pending: no error yet
+    assert r.read(100) == b"partial"
+    with pytest.raises(Boom) as info:
+        r.read(1)
+    assert info.value is err
+
+
+def test_reader_close_discards_buffer_and_fails_writer(bk, buffered):
+    r, w = buffered(4)
+    task = bk.go(w.write, b"0123456789")
+    bk.wait_blocked(w)
+    r.close()
+    with pytest.raises(gpipe.ClosedPipeError) as info:
+        task.get()
+    assert info.value.consumed == 4  # what the buffer had accepted
+    with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
+        r.read(1)
+
+
+def test_timed_out_write_reports_buffered_bytes(bk, buffered):
+    r, w = buffered(3)
+    w.settimeout(0.05)
+    with pytest.raises(TimeoutError) as info:
+        w.write(b"abcdef")
+    assert info.value.consumed == 3
+    w.settimeout(None)
+    assert r.read(100) == b"abc"
+    # The withdrawn "def" is never read.
+    w.write(b"XY")
+    w.close()
+    assert r.readall() == b"XY"
+
+
+@pytest.mark.parametrize("bufsize", [1, 7, 4096])
+def test_stream_integrity(bk, buffered, bufsize):
+    r, w = buffered(bufsize)
+    rng = random.Random(bufsize)
+    chunks = [bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 300))) for _ in range(200)]
+
+    def produce():
+        with w:
+            for chunk in chunks:
+                assert w.write(chunk) == len(chunk)
+
+    task = bk.go(produce)
+    out = bytearray()
+    buf = bytearray(97)
+    while True:
+        if rng.random() < 0.5:
+            n = r.readinto(buf)
+            out += buf[:n]
+        else:
+            data = r.read(rng.randrange(1, 500))
+            n = len(data)
+            out += data
+        if not n:
+            break
+    task.get()
+    assert bytes(out) == b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    "value,exc,match",
+    [
+        (-1, ValueError, "bufsize must be >= 0, not -1"),
+        (1.5, TypeError, "bufsize must be an int, not 'float'"),
+        ("8", TypeError, "bufsize must be an int, not 'str'"),
+        (True, TypeError, "bufsize must be an int, not 'bool'"),
+    ],
+)
+def test_bad_bufsize(value, exc, match):
+    with pytest.raises(exc, match=match):
+        gpipe.pipe(value)
+
+
+@pytest.mark.parametrize("backend_name", ["gevent", "threading"])
+def test_interrupted_read_goes_before_buffered_data(backend_name):
+    from gpipe._backends import get_backend
+
+    backend = InterruptAfterWake(get_backend(backend_name))
+    core = Pipe(backend, 16)
+    r, w = PipeReader(core), PipeWriter(core)
+    backend.armed = True
+    get = spawn(backend_name, r.read, 3)
+    wait_reader_blocked(backend_name, r)
+    assert w.write(b"abc") == 3  # straight into the waiting read
+    assert w.write(b"def") == 3  # buffered behind it
+    with pytest.raises(Interrupt):
+        get()
+    assert r.read(100) == b"abcdef"
+    r.close()
+    w.close()

@@ -66,56 +66,66 @@ def _nothing() -> None:
     pass
 
 
-class _GeventAPI:
-    """What the gevent backend uses of gevent, imported on first use."""
+# What the gevent backend uses of gevent, bound on first use by _bind_gevent()
+# (so that importing gpipe never imports gevent). Module globals: they are
+# read on every blocking call.
+_get_hub: Any = None
+_getcurrent: Any = None
+_get_ident: Any = None
+_thread_local: Any = None
 
-    def __init__(self) -> None:
+
+def _bind_gevent() -> None:
+    global _get_hub, _getcurrent, _get_ident, _thread_local
+    if _get_hub is None:
         from gevent import get_hub, getcurrent
 
-        self.get_hub = get_hub
-        self.getcurrent = getcurrent
-        self.get_ident = _original("_thread", "get_ident")
+        _getcurrent = getcurrent
+        _get_ident = _original("_thread", "get_ident")
         # Per native thread, not per greenlet (even when threading is patched).
-        self.local = _original("_thread", "_local")()
+        _thread_local = _original("_thread", "_local")()
+        _get_hub = get_hub
 
 
-_gevent_api: Optional[_GeventAPI] = None
+# How many handoffs in a row may switch straight from greenlet to greenlet
+# before one goes through the hub, which runs everything else (I/O, timers,
+# other greenlets) in between.
+_DIRECT_SWITCHES = 32
 
 
-def _gevent() -> _GeventAPI:
-    global _gevent_api
-    if _gevent_api is None:
-        _gevent_api = _GeventAPI()
-    return _gevent_api
+class _HubState:
+    """What gpipe keeps per hub (per native thread).
 
+    *watcher* holds the loop open while pipe calls wait in it. A blocked
+    call may be woken from another native thread, through the loop; a
+    loop with nothing referenced to wait for would exit first, raising
+    ``LoopExit`` in whatever greenlet of this thread is waiting (a
+    ``join()``, say). One referenced watcher per hub, shared by all calls
+    waiting there, prevents that at the cost of a counter.
 
-class _Keepalive:
-    """Holds one hub's loop open while pipe calls wait in it.
-
-    A blocked pipe call may be woken from another native thread, through
-    the loop. A loop with nothing referenced to wait for would exit
-    first, raising ``LoopExit`` in whatever greenlet of this thread is
-    waiting (a ``join()``, say). One referenced watcher per hub, shared
-    by all calls waiting there, prevents that at the cost of a counter.
+    *ready* is the signal this thread set last, for the next greenlet
+    that parks here to switch to directly (see :meth:`GeventSignal.wait`).
     """
 
-    __slots__ = ("hub", "loop", "watcher", "waiting")
+    __slots__ = ("hub", "loop", "ready", "streak", "thread", "waiting", "watcher")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
         self.loop = hub.loop
+        self.thread = _get_ident()
         self.watcher = self.loop.async_(ref=False)
         self.watcher.start(_nothing)
         self.waiting = 0  # calls blocked in this hub; the watcher is referenced while > 0
+        self.ready: Optional[GeventSignal] = None
+        self.streak = 0  # direct switches since the hub last ran
 
 
-def _keepalive(api: _GeventAPI) -> _Keepalive:
-    """This thread's keepalive, for its current hub."""
-    hub = api.get_hub()
-    keepalive: Optional[_Keepalive] = getattr(api.local, "keepalive", None)
-    if keepalive is None or keepalive.hub is not hub:
-        keepalive = api.local.keepalive = _Keepalive(hub)
-    return keepalive
+def _hub_state(hub: Any) -> _HubState:
+    """gpipe's state for the calling thread's current *hub*."""
+    state: Optional[_HubState] = getattr(_thread_local, "state", None)
+    if state is None or state.hub is not hub:
+        state = _thread_local.state = _HubState(hub)
+    return state
 
 
 _TIMED_OUT = object()
@@ -153,52 +163,102 @@ class GeventSignal:
     runs in another native thread). This is the whole cost of a blocked
     handoff, so it avoids :class:`gevent.lock.Semaphore`, whose link
     lists and hub ownership serve many waiters, where this has one.
+
+    When a greenlet is about to park and the greenlet its thread woke
+    last has not run yet, it cancels that wakeup and switches to it
+    directly, skipping a pass through the hub: in a steady stream
+    between two greenlets each handoff is then one greenlet switch.
     """
 
-    __slots__ = ("_set", "_greenlet", "_keepalive", "_thread", "_api")
+    __slots__ = ("_callback", "_greenlet", "_hub", "_loop", "_set", "_state", "_thread")
 
-    def __init__(self, api: _GeventAPI) -> None:
-        self._api = api
+    def __init__(self) -> None:
         self._set = False
         self._greenlet: Any = None  # the greenlet parked in wait(), if any
-        # Made by the call that will wait on it, so these are the waiter's.
-        self._keepalive = _keepalive(api)
-        self._thread = api.get_ident()
+        self._callback: Any = None  # the wakeup set() scheduled last
+        # Where wait() parks and set() delivers: bound by the first wait,
+        # and again by the first in another thread (or hub).
+        self._hub: Any = None
+        self._state: Any = None
+        self._loop: Any = None
+        self._thread: Any = None
 
     def wait(self, timeout: Optional[float]) -> bool:
         if self._set:
             self._set = False
             return True
-        if timeout == 0:
-            return False
-        keepalive = self._keepalive
-        current = self._api.getcurrent()
-        self._greenlet = current
-        timer = None
-        keepalive.waiting += 1
-        if keepalive.waiting == 1:
-            keepalive.watcher.ref = True
+        if timeout is not None:
+            return self._wait_timed(timeout)
+        hub = _get_hub()
+        if hub is not self._hub:
+            self._bind(hub)
+        state = self._state
+        self._greenlet = _getcurrent()
+        state.waiting += 1
+        if state.waiting == 1:
+            state.watcher.ref = True
         try:
-            if timeout is not None:
-                timer = keepalive.loop.timer(timeout)
-                timer.start(current.switch, _TIMED_OUT)
             while not self._set:
-                if keepalive.hub.switch() is _TIMED_OUT:
-                    break
-                # Otherwise set() woke us, or a wakeup meant for an earlier
-                # wait on this signal arrived late: the loop re-checks.
-            if self._set:
-                self._set = False
-                return True
-            return False
+                ready = state.ready
+                if ready is not None:
+                    state.ready = None
+                    greenlet = ready._greenlet
+                    # Still parked, and its wakeup has not run: run it now.
+                    if greenlet is not None and ready._set and state.streak < _DIRECT_SWITCHES:
+                        state.streak += 1
+                        ready._callback.stop()
+                        greenlet.switch()
+                        continue
+                state.streak = 0
+                hub.switch()
+                # Whoever switched back: set() woke us, or a wakeup meant for
+                # an earlier wait on this signal arrived late. Re-check.
+            self._set = False
+            return True
         finally:
             self._greenlet = None
-            keepalive.waiting -= 1
-            if not keepalive.waiting:
-                keepalive.watcher.ref = False
-            if timer is not None:
-                timer.stop()
-                timer.close()
+            state.waiting -= 1
+            if not state.waiting:
+                state.watcher.ref = False
+
+    def _wait_timed(self, timeout: float) -> bool:
+        if timeout <= 0:
+            return False
+        hub = _get_hub()
+        if hub is not self._hub:
+            self._bind(hub)
+        state = self._state
+        current = self._greenlet = _getcurrent()
+        state.waiting += 1
+        if state.waiting == 1:
+            state.watcher.ref = True
+        timer = self._loop.timer(timeout)
+        try:
+            timer.start(current.switch, _TIMED_OUT)
+            while not self._set:
+                if hub.switch() is _TIMED_OUT:
+                    return False
+            self._set = False
+            return True
+        finally:
+            self._greenlet = None
+            state.waiting -= 1
+            if not state.waiting:
+                state.watcher.ref = False
+            timer.stop()
+            timer.close()
+
+    def _bind(self, hub: Any) -> None:
+        """Park in *hub* from now on, and have set() deliver there.
+
+        Called by the first wait, and by the first in another thread (or
+        hub); before the greenlet is published, so that a set() in another
+        thread that sees the greenlet also sees these.
+        """
+        state = self._state = _hub_state(hub)
+        self._loop = hub.loop
+        self._thread = state.thread
+        self._hub = hub
 
     def _wake(self) -> None:
         # Runs in the waiter's hub. The waiter may have stopped waiting
@@ -215,10 +275,11 @@ class GeventSignal:
         # thread then either finds the waiter or is found by it.
         self._set = True
         if self._greenlet is not None:
-            if self._api.get_ident() == self._thread:
-                self._keepalive.loop.run_callback(self._wake)
+            if _get_ident() == self._thread:
+                self._callback = self._loop.run_callback(self._wake)
+                self._state.ready = self
             else:
-                self._keepalive.loop.run_callback_threadsafe(self._wake)
+                self._loop.run_callback_threadsafe(self._wake)
 
     def __repr__(self) -> str:
         return f"<GeventSignal {'set' if self._set else 'unset'}>"
@@ -237,10 +298,7 @@ class ThreadingBackend:
     def mutex(self) -> Any:
         return self._rlock()
 
-    def signal(self, reuse: Optional[ISignal] = None) -> ISignal:
-        if isinstance(reuse, ThreadSignal):
-            reuse._lock.acquire(False)  # unset it: its last waiter has left
-            return reuse
+    def signal(self) -> ISignal:
         return ThreadSignal(self._allocate_lock)
 
 
@@ -251,24 +309,14 @@ class GeventBackend:
     name = "gevent"
 
     def __init__(self) -> None:
-        self._api = _gevent()
+        _bind_gevent()
         self._rlock = _original("_thread", "RLock")
 
     def mutex(self) -> Any:
         return self._rlock()
 
-    def signal(self, reuse: Optional[ISignal] = None) -> ISignal:
-        # A signal can be waited on again only in the thread and hub it
-        # was made for: its wakeups are delivered through that hub's loop.
-        api = self._api
-        if (
-            isinstance(reuse, GeventSignal)
-            and reuse._thread == api.get_ident()
-            and reuse._keepalive.hub is api.get_hub()
-        ):
-            reuse._set = False  # its last waiter has left
-            return reuse
-        return GeventSignal(api)
+    def signal(self) -> ISignal:
+        return GeventSignal()
 
 
 _FACTORIES: dict[str, Callable[[], Any]] = {

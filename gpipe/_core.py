@@ -1,6 +1,6 @@
 """The pipe core: all state of one pipe, shared by its two ends.
 
-One private object holds the write gate, the pending write, the waiting
+One private object holds the gates, the pending write, the waiting
 reader, the two close errors and the signals; ``PipeReader`` and
 ``PipeWriter`` only hold a reference to it and delegate. Everything here
 runs with ``_mutex`` held, except the waits on a signal, which release it.
@@ -8,13 +8,12 @@ runs with ``_mutex`` held, except the waits on a signal, which release it.
 A handoff is done by whichever side arrives second: a writer that finds
 a reader waiting copies into the reader's buffer and returns without
 blocking; a reader that finds a write pending copies from it and wakes
-the writer only when the write is used up. So most handoffs block one
-side once, not both.
+the writer only when the write is used up. So a handoff blocks one side
+once, not both.
 
 A pipe made with ``bufsize > 0`` also keeps up to that many bytes in
 ``_buf``, so writers can run ahead of readers; unbuffered pipes use
-``_buf`` only for the bytes of an interrupted read (see
-``_wait_for_writer``).
+``_buf`` only for the bytes of an interrupted read (``_keep_unread``).
 """
 
 from __future__ import annotations
@@ -36,6 +35,13 @@ Got = Union[int, bytes]
 # every raise starts again from that traceback, so raising one stored error
 # over and over never grows its traceback chain.
 _Error = tuple[BaseException, Any]
+# A gate (one per side) serialises the calls of that side, so that each
+# write stays contiguous: None when free, _BUSY when a call owns it, and a
+# deque of the signals of the calls queued behind the owner, in arrival
+# order, once one had to queue. The owner hands the gate straight to the
+# first of them when it leaves.
+Gate = Union[None, tuple[()], deque[Any]]
+_BUSY: tuple[()] = ()
 
 
 def _consumed(exc: BaseException, count: int) -> None:
@@ -46,20 +52,6 @@ def _consumed(exc: BaseException, count: int) -> None:
         pass
 
 
-class _Gate:
-    """Serialises the calls of one side, so each write stays contiguous.
-
-    Calls that find the gate busy queue up in arrival order; the owner
-    hands the gate straight to the first of them when it leaves.
-    """
-
-    __slots__ = ("busy", "queue")
-
-    def __init__(self) -> None:
-        self.busy = False  # a call owns the gate
-        self.queue: Optional[deque[Any]] = None  # signals of queued calls
-
-
 class Pipe:
     """The state of one pipe. Not thread-safe on its own: see ``_mutex``."""
 
@@ -68,8 +60,6 @@ class Pipe:
         "_mutex",
         "_rgate",
         "_wgate",
-        "_rwaiter",
-        "_wwaiter",
         "_rsig",
         "_wsig",
         "_want",
@@ -78,6 +68,7 @@ class Pipe:
         "_woff",
         "_buf",
         "_bufsize",
+        "_closed",
         "_rclosed",
         "_wclosed",
         "_rerr",
@@ -87,22 +78,16 @@ class Pipe:
     def __init__(self, backend: Any, bufsize: int = 0) -> None:
         self.backend = backend
         self._mutex = backend.mutex()
-        self._rgate = _Gate()
-        self._wgate = _Gate()
-        # Each blocking call waits on a signal of its own, made by the
-        # backend in the caller's thread and registered here under the mutex.
-        # (A gevent Semaphore belongs to the hub of the thread that first
-        # waits on it; one shared by calls from several threads would depend
-        # on another thread's hub to wake up.)
-        self._rwaiter: Any = None  # the reader waiting in _want
-        self._wwaiter: Any = None  # the writer waiting on _wview
-        # The last signal each side waited on, which the backend hands out
-        # again (cleared) when the next wait is in the same thread.
+        self._rgate: Gate = None
+        self._wgate: Gate = None
+        # The signal each side blocks on, made on first use: the reader's
+        # is set when a writer fills _want (or on a close), the writer's
+        # when readers used _wview up (or on a close).
         self._rsig: Any = None
         self._wsig: Any = None
         self._want: Optional[Want] = None  # the waiting reader's request
         self._got: Optional[Got] = None  # what a writer put into _want
-        self._wview: Optional[memoryview] = None  # the pending write
+        self._wview: Optional[memoryview] = None  # the waiting writer's data
         self._woff = 0  # how much of _wview readers consumed
         # Bytes accepted from writers and not read yet, read before anything
         # else: up to bufsize of them, plus any a writer handed to a reader
@@ -110,6 +95,7 @@ class Pipe:
         # until needed, then a bytearray (whose front deletion is cheap).
         self._buf: Union[bytes, bytearray] = b""
         self._bufsize = bufsize
+        self._closed = False  # either end: one check on the hot path
         self._rclosed = False
         self._wclosed = False
         self._rerr: Optional[_Error] = None
@@ -121,7 +107,7 @@ class Pipe:
         with self._mutex:
             if self._rclosed:
                 return  # the first close wins
-            self._rclosed = True
+            self._rclosed = self._closed = True
             if exc is not None:
                 self._rerr = (exc, exc.__traceback__)
             self._buf = b""  # no one will read it
@@ -131,7 +117,7 @@ class Pipe:
         with self._mutex:
             if self._wclosed:
                 return  # the first close wins
-            self._wclosed = True
+            self._wclosed = self._closed = True
             if exc is not None:
                 self._werr = (exc, exc.__traceback__)
             self._wake_all()
@@ -139,10 +125,10 @@ class Pipe:
     def _wake_all(self) -> None:
         # Calls queued at a gate need no wakeup here: the call that owns the
         # gate is woken, fails, and hands the gate on, and so on down the queue.
-        if self._rwaiter is not None:
-            self._rwaiter.set()
-        if self._wwaiter is not None:
-            self._wwaiter.set()
+        if self._want is not None:
+            self._rsig.set()
+        if self._wview is not None:
+            self._wsig.set()
 
     # -- errors ------------------------------------------------------------
 
@@ -170,27 +156,31 @@ class Pipe:
     def check_read(self) -> None:
         """The checks of a read, for an empty read that must not block."""
         with self._mutex:
-            if self._rclosed or (
-                self._wclosed and self._werr is not None and not self._buf
-            ):
+            if self._rclosed or (self._wclosed and self._werr is not None and not self._buf):
                 raise self._read_error()
 
     def check_write(self) -> None:
         """The checks of a write, for an empty write that must not block."""
         with self._mutex:
-            if self._wclosed or self._rclosed:
+            if self._closed:
                 exc = self._write_error()
                 _consumed(exc, 0)
                 raise exc
 
     # -- gates -------------------------------------------------------------
 
-    def _enter_gate(self, gate: _Gate, deadline: Optional[float]) -> None:
-        """Wait until the busy *gate* is handed to this call."""
-        waiter = self.backend.signal(None)
-        queue = gate.queue
-        if queue is None:
-            queue = gate.queue = deque()
+    def _queue_at_gate(self, reading: bool, deadline: Optional[float]) -> None:
+        """Wait until the busy gate of one side is handed to this call."""
+        queue = self._rgate if reading else self._wgate
+        if not isinstance(queue, deque):
+            queue = deque()
+            if reading:
+                self._rgate = queue
+            else:
+                self._wgate = queue
+        # A signal of its own: a late wakeup of a shared one would look like
+        # a handover.
+        waiter = self.backend.signal()
         queue.append(waiter)
         try:
             timeout = None if deadline is None else max(0.0, deadline - _monotonic())
@@ -207,21 +197,19 @@ class Pipe:
             except ValueError:
                 # The gate was handed to this call after the interruption
                 # landed: pass it on rather than lose it.
-                self._leave_gate(gate)
+                if queue:
+                    queue.popleft().set()
+                elif reading:
+                    self._rgate = None
+                else:
+                    self._wgate = None
             raise
-
-    @staticmethod
-    def _leave_gate(gate: _Gate) -> None:
-        if gate.queue:
-            gate.queue.popleft().set()  # hand over: the gate stays busy
-        else:
-            gate.busy = False
 
     # -- reading -----------------------------------------------------------
     #
     # read() and write() are the hot path: each is one function, with the
-    # gate and the deadline inlined, because at small sizes the cost of a
-    # handoff is its Python calls, not its copy.
+    # gate, the deadline and the wait inlined, because at small sizes the
+    # cost of a handoff is its Python bytecode, not its copy.
 
     def read(self, want: Want, timeout: Optional[float]) -> Got:
         """Fill *want* from the next write; ``0``/``b""`` at EOF."""
@@ -229,17 +217,16 @@ class Pipe:
         mutex = self._mutex
         mutex.acquire()  # explicit: cheaper than "with", on every call
         try:
-            gate = self._rgate
-            if gate.busy:
-                self._enter_gate(gate, deadline)
+            if self._rgate is None:
+                self._rgate = _BUSY
             else:
-                gate.busy = True
+                self._queue_at_gate(True, deadline)
             try:
-                if self._rclosed:
-                    raise self._read_error()
-                if self._buf:
-                    return self._read_buffered(want)
-                if self._wclosed:
+                if self._closed or self._buf:
+                    if self._rclosed:
+                        raise self._read_error()
+                    if self._buf:
+                        return self._read_buffered(want)
                     return self._eof(want)
                 view = self._wview
                 if view is not None:
@@ -251,64 +238,72 @@ class Pipe:
                         off += len(data)
                         got: Got = data
                     else:
-                        n = min(len(want), len(view) - off)
+                        n = len(view) - off
+                        if len(want) < n:
+                            n = len(want)
                         want[:n] = view[off : off + n]
                         off += n
                         got = n
                     if off == len(view):
                         self._wview = None
-                        self._wwaiter.set()
+                        self._wsig.set()
                     else:
                         self._woff = off
                     return got
-                return self._wait_for_writer(want, deadline)
+
+                # Nothing to read yet: publish the request for the next
+                # writer to fill, and wait.
+                waiter = self._rsig
+                if waiter is None:
+                    waiter = self._rsig = self.backend.signal()
+                self._want = want
+                try:
+                    while True:
+                        timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+                        mutex.release()
+                        try:
+                            ok = waiter.wait(timeout)
+                        finally:
+                            mutex.acquire()
+                        # Re-check all state: a writer may have filled the
+                        # request, a close may have run while we slept, or
+                        # the wakeup was late, meant for an earlier wait.
+                        filled = self._got
+                        if filled is not None:
+                            return filled
+                        if self._closed:
+                            if self._rclosed:
+                                raise self._read_error()
+                            return self._eof(want)
+                        if not ok:
+                            raise TimeoutError("read timed out")
+                except BaseException:
+                    self._keep_unread(want)
+                    raise
+                finally:
+                    self._want = self._got = None
             finally:
-                if gate.queue:
-                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                gate = self._rgate
+                if gate:
+                    gate.popleft().set()  # hand over: the gate stays busy
                 else:
-                    gate.busy = False
+                    self._rgate = None
         finally:
             mutex.release()
 
-    def _wait_for_writer(self, want: Want, deadline: Optional[float]) -> Got:
-        """Publish *want* for the next writer to fill, and wait for it."""
-        waiter = self._rwaiter = self._rsig = self.backend.signal(self._rsig)
-        self._want = want
-        try:
-            while True:
-                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
-                self._mutex.release()
-                try:
-                    ok = waiter.wait(timeout)
-                finally:
-                    self._mutex.acquire()
-                # Re-check all state: a writer may have filled the request, or
-                # a close may have run while we slept.
-                got = self._got
-                if got is not None:
-                    return got
-                if self._rclosed:
-                    raise self._read_error()
-                if self._wclosed:
-                    return self._eof(want)
-                if not ok and timeout is not None:
-                    raise TimeoutError("read timed out")
-        except BaseException:
-            got = self._got
-            if got is not None and not self._rclosed:
-                # A writer filled the request before the interruption landed,
-                # and may already have returned: keep the bytes for the next
-                # read, so that an interrupted read consumes nothing.
-                if isinstance(got, int):
-                    assert isinstance(want, memoryview)
-                    kept = bytearray(want[:got])
-                else:
-                    kept = bytearray(got)
-                # In front of whatever writers buffered since.
-                self._buf = kept + self._buf
-            raise
-        finally:
-            self._want = self._got = self._rwaiter = None
+    def _keep_unread(self, want: Want) -> None:
+        """An interrupted read: keep what a writer had already put into it."""
+        got = self._got
+        if got is not None and not self._rclosed:
+            # The writer may already have returned: keep the bytes for the
+            # next read, so that an interrupted read consumes nothing.
+            if isinstance(got, int):
+                assert isinstance(want, memoryview)
+                kept = bytearray(want[:got])
+            else:
+                kept = bytearray(got)
+            # In front of whatever writers buffered since.
+            self._buf = kept + self._buf
 
     def _read_buffered(self, want: Want) -> Got:
         buf = self._buf
@@ -344,7 +339,7 @@ class Pipe:
         buf += view[off:end]
         if end == len(view):
             self._wview = None
-            self._wwaiter.set()
+            self._wsig.set()
         else:
             self._woff = end
 
@@ -353,24 +348,23 @@ class Pipe:
     def write(self, view: memoryview, timeout: Optional[float]) -> int:
         """Hand all of the non-empty byte memoryview *view* to readers."""
         deadline = None if timeout is None else _monotonic() + timeout
-        size = len(view)
         mutex = self._mutex
         mutex.acquire()
         try:
-            gate = self._wgate
-            if gate.busy:
+            if self._wgate is None:
+                self._wgate = _BUSY
+            else:
                 try:
-                    self._enter_gate(gate, deadline)
+                    self._queue_at_gate(False, deadline)
                 except BaseException as exc:
                     _consumed(exc, 0)
                     raise
-            else:
-                gate.busy = True
             try:
-                if self._wclosed or self._rclosed:
+                if self._closed:
                     error = self._write_error()
                     _consumed(error, 0)
                     raise error
+                size = len(view)
                 want = self._want
                 if want is not None and self._got is None:
                     # A reader is waiting: fill its request now, so that only
@@ -380,10 +374,12 @@ class Pipe:
                         done = len(got)
                         self._got = got
                     else:
-                        done = min(len(want), size)
+                        done = len(want)
+                        if size < done:
+                            done = size
                         want[:done] = view[:done]
                         self._got = done
-                    self._rwaiter.set()
+                    self._rsig.set()
                     if done == size:
                         return size
                 else:
@@ -392,12 +388,44 @@ class Pipe:
                     done = self._buffer(view, done)
                     if done == size:
                         return size
-                return self._wait_for_readers(view, done, deadline)
+
+                # Publish the rest and wait until readers used it up.
+                waiter = self._wsig
+                if waiter is None:
+                    waiter = self._wsig = self.backend.signal()
+                self._wview = view
+                self._woff = done
+                try:
+                    while True:
+                        timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+                        mutex.release()
+                        try:
+                            ok = waiter.wait(timeout)
+                        finally:
+                            mutex.acquire()
+                        # Re-check all state: readers may have used the write
+                        # up, a close may have run while we slept, or the
+                        # wakeup was late, meant for an earlier wait.
+                        if self._wview is None:
+                            return size
+                        if self._closed:
+                            raise self._write_error()
+                        if not ok:
+                            raise TimeoutError("write timed out")
+                except BaseException as exc:
+                    # What no reader took is withdrawn (below); say how much
+                    # was taken.
+                    _consumed(exc, size if self._wview is None else self._woff)
+                    raise
+                finally:
+                    # Never keep the caller's buffer once write() returns.
+                    self._wview = None
             finally:
-                if gate.queue:
-                    gate.queue.popleft().set()  # hand over: the gate stays busy
+                gate = self._wgate
+                if gate:
+                    gate.popleft().set()  # hand over: the gate stays busy
                 else:
-                    gate.busy = False
+                    self._wgate = None
         finally:
             mutex.release()
 
@@ -412,44 +440,14 @@ class Pipe:
             return end
         return done
 
-    def _wait_for_readers(self, view: memoryview, done: int, deadline: Optional[float]) -> int:
-        """Publish the rest of *view* after *done* bytes; wait until it is read."""
-        size = len(view)
-        waiter = self._wwaiter = self._wsig = self.backend.signal(self._wsig)
-        self._wview = view
-        self._woff = done
-        try:
-            while True:
-                timeout = None if deadline is None else max(0.0, deadline - _monotonic())
-                self._mutex.release()
-                try:
-                    ok = waiter.wait(timeout)
-                finally:
-                    self._mutex.acquire()
-                # Re-check all state: readers may have used the write up, or a
-                # close may have run while we slept.
-                if self._wview is None:
-                    return size
-                if self._wclosed or self._rclosed:
-                    raise self._write_error()
-                if not ok and timeout is not None:
-                    raise TimeoutError("write timed out")
-        except BaseException as exc:
-            # What no reader took is withdrawn (below); say how much was taken.
-            _consumed(exc, size if self._wview is None else self._woff)
-            raise
-        finally:
-            # Never keep the caller's buffer once write() returns.
-            self._wview = self._wwaiter = None
-
     # -- introspection -----------------------------------------------------
 
     def waiting(self, reading: bool) -> int:
         """How many calls on one side are blocked now (for ``repr``)."""
         with self._mutex:
             if reading:
-                return len(self._rgate.queue or ()) + (self._rwaiter is not None)
-            return len(self._wgate.queue or ()) + (self._wwaiter is not None)
+                return len(self._rgate or ()) + (self._want is not None and self._got is None)
+            return len(self._wgate or ()) + (self._wview is not None)
 
     def status(self) -> str:
         """Which ends are closed (for ``repr``)."""

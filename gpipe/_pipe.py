@@ -29,9 +29,6 @@ _WHOLE_WRITE = sys.maxsize
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
-    kind = type(obj)
-    if kind is bytearray or (kind is bytes and not writable):
-        return memoryview(obj)  # the common cases, already flat bytes
     if isinstance(obj, str):
         raise TypeError(f"{name} must be a bytes-like object, not 'str'")
     try:
@@ -209,9 +206,7 @@ class PipeReader(_End):
                 raise ValueError(f"read size must be >= 0 or -1, not {size}")
             self._pipe.check_read()
             return b""
-        got = self._pipe.read(size, self._timeout)
-        assert type(got) is bytes
-        return got
+        return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
 
     def readinto(self, buffer: Any) -> int:
         """Read into the writable bytes-like *buffer*.
@@ -221,16 +216,17 @@ class PipeReader(_End):
         :raises TypeError: *buffer* is not a writable bytes-like object.
         :raises: otherwise as :meth:`read`.
         """
-        view = _byte_view(buffer, "readinto() argument", writable=True)
+        if type(buffer) is bytearray:
+            view = memoryview(buffer)  # the common case, checked inline
+        else:
+            view = _byte_view(buffer, "readinto() argument", writable=True)
         try:
             if not len(view):
                 self._pipe.check_read()
                 return 0
-            got = self._pipe.read(view, self._timeout)
+            return self._pipe.read(view, self._timeout)  # type: ignore[return-value]
         finally:
             view.release()
-        assert type(got) is int
-        return got
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -354,7 +350,10 @@ class PipeWriter(_End):
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        view = _byte_view(data, "write() argument", writable=False)
+        if type(data) is bytes:
+            view = memoryview(data)  # the common case, checked inline
+        else:
+            view = _byte_view(data, "write() argument", writable=False)
         try:
             if not len(view):
                 self._pipe.check_write()

@@ -185,13 +185,16 @@ class IPipeWriter(ICloser, ITimeouts):
 
 
 class ISignal(Interface):
-    """A wakeup for one blocked call: the one blocking primitive of the core.
+    """A wakeup for a blocked call: the one blocking primitive of the core.
 
-    A blocking call gets a new signal from :meth:`IBackend.signal`,
-    registers it in the pipe's state under the pipe's mutex, releases
-    the mutex and waits; whoever changes the state it waits for sets it,
-    also under the mutex. It is either set or unset and starts unset; a
-    set that comes before the wait is not lost.
+    A blocking call registers a signal in the pipe's state under the
+    pipe's mutex, releases the mutex and waits on it; whoever changes
+    the state it waits for sets it, also under the mutex. It is either
+    set or unset and starts unset; a set that comes before the wait is
+    not lost. One call at a time waits on a signal, from any thread; a
+    set that arrives after its waiter stopped waiting (timed out, was
+    killed) may end the next wait early, so waiters re-check their
+    condition after every wakeup.
     """
 
     def wait(timeout: Optional[float]) -> bool:
@@ -218,11 +221,5 @@ class IBackend(Interface):
     def mutex() -> Any:
         """Return a new reentrant OS lock, never held across a wait."""
 
-    def signal(reuse: Optional["ISignal"]) -> "ISignal":
-        """Return an unset :class:`ISignal` for the calling thread to wait on.
-
-        *reuse* is ``None`` or a signal this backend made earlier whose
-        waiter has left and which no one will set any more: the backend
-        may clear and return it instead of making a new one, if the
-        calling thread can wait on it.
-        """
+    def signal() -> ISignal:
+        """Return a new, unset :class:`ISignal`."""

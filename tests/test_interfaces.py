@@ -35,12 +35,12 @@ def test_verify_objects(backend):
             assert iface.providedBy(r) and iface.providedBy(w)
         core_backend = r._pipe.backend
         assert verifyObject(IBackend, core_backend)
-        assert verifyObject(ISignal, core_backend.signal(None))
+        assert verifyObject(ISignal, core_backend.signal())
 
 
 def test_signal_semantics():
     for backend in (_backends.get_backend("gevent"), _backends.get_backend("threading")):
-        sig = backend.signal(None)
+        sig = backend.signal()
         assert sig.wait(0) is False  # starts unset
         sig.set()
         sig.set()  # idempotent: still one wakeup

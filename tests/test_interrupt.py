@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 import gevent
+import gevent.event
 import pytest
 
 import gpipe
@@ -37,7 +38,7 @@ class InterruptAfterWake:
         return self.inner.mutex()
 
     def signal(self, reuse=None):
-        sig = self.inner.signal(None)
+        sig = self.inner.signal()
         outer = self
         # The core creates the reader's signal first in these tests.
         is_reader = self.first
@@ -194,3 +195,59 @@ def test_gevent_timeout_on_read_then_reuse():
     writer.get(timeout=10)
     r.close()
     w.close()
+
+
+def test_streaming_pair_does_not_starve_other_greenlets():
+    """Handoffs between two greenlets may switch between them directly, but
+    the hub still runs everything else at least every few handoffs."""
+    from gpipe._backends import _DIRECT_SWITCHES
+
+    r, w = gpipe.pipe(backend="gevent")
+    handoffs = 50 * (_DIRECT_SWITCHES + 1)
+    ticks = [0]
+
+    def ticker():
+        while True:
+            ticks[0] += 1
+            gevent.sleep(0)
+
+    t = gevent.spawn(ticker)
+    gevent.sleep(0)  # not idle(): the ticker keeps the loop busy for ever
+    start = ticks[0]
+
+    def produce():
+        for _ in range(handoffs):
+            w.write(b"x")
+        w.close()
+
+    p = gevent.spawn(produce)
+    n = 0
+    buf = bytearray(1)
+    while r.readinto(buf):
+        n += 1
+    p.get(timeout=10)
+    t.kill()
+    assert n == handoffs
+    # Each pass through the hub runs the ticker once; there is one at least
+    # every _DIRECT_SWITCHES + 1 handoffs.
+    assert ticks[0] - start >= handoffs // (_DIRECT_SWITCHES + 1) - 1
+    r.close()
+
+
+def test_timer_fires_during_a_stream():
+    r, w = gpipe.pipe(backend="gevent")
+    fired = gevent.event.Event()
+    gevent.spawn_later(0.01, fired.set)
+
+    def produce():
+        # Streams until the timer fired: it must get its turn.
+        while not fired.is_set():
+            w.write(b"y")
+        w.close()
+
+    p = gevent.spawn(produce)
+    while r.read(1):
+        pass
+    p.get(timeout=10)
+    assert fired.is_set()
+    r.close()

@@ -31,10 +31,12 @@ _monotonic = time.monotonic
 Want = Union[memoryview, int]
 # What a reader gets: a byte count for a memoryview, bytes for an int.
 Got = Union[int, bytes]
-# A close error and the traceback it had when the pipe was closed with it:
-# every raise starts again from that traceback, so raising one stored error
-# over and over never grows its traceback chain.
-_Error = tuple[BaseException, Any]
+# How one end was closed: the error given to close_with_error() and the
+# traceback it had then (every raise starts again from that traceback, so
+# raising one stored error over and over never grows its traceback chain),
+# or _PLAIN for a close without an error.
+_Close = tuple[Optional[BaseException], Any]
+_PLAIN: _Close = (None, None)
 # A gate (one per side) serialises the calls of that side, so that each
 # write stays contiguous: None when free, _BUSY when a call owns it, and a
 # deque of the signals of the calls queued behind the owner, in arrival
@@ -71,8 +73,6 @@ class Pipe:
         "_closed",
         "_rclosed",
         "_wclosed",
-        "_rerr",
-        "_werr",
     )
 
     def __init__(self, backend: Any, bufsize: int = 0) -> None:
@@ -96,10 +96,8 @@ class Pipe:
         self._buf: Union[bytes, bytearray] = b""
         self._bufsize = bufsize
         self._closed = False  # either end: one check on the hot path
-        self._rclosed = False
-        self._wclosed = False
-        self._rerr: Optional[_Error] = None
-        self._werr: Optional[_Error] = None
+        self._rclosed: Optional[_Close] = None  # how the reader was closed
+        self._wclosed: Optional[_Close] = None  # how the writer was closed
 
     # -- closing -----------------------------------------------------------
 
@@ -107,9 +105,8 @@ class Pipe:
         with self._mutex:
             if self._rclosed:
                 return  # the first close wins
-            self._rclosed = self._closed = True
-            if exc is not None:
-                self._rerr = (exc, exc.__traceback__)
+            self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
+            self._closed = True
             self._buf = b""  # no one will read it
             self._wake_all()
 
@@ -117,9 +114,8 @@ class Pipe:
         with self._mutex:
             if self._wclosed:
                 return  # the first close wins
-            self._wclosed = self._closed = True
-            if exc is not None:
-                self._werr = (exc, exc.__traceback__)
+            self._wclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
+            self._closed = True
             self._wake_all()
 
     def _wake_all(self) -> None:
@@ -135,28 +131,30 @@ class Pipe:
     def _read_error(self) -> BaseException:
         if self._rclosed:
             return ClosedPipeError("read from a closed PipeReader")
-        assert self._werr is not None
-        exc, tb = self._werr
+        assert self._wclosed is not None
+        exc, tb = self._wclosed
+        assert exc is not None
         return exc.with_traceback(tb)
 
     def _write_error(self) -> BaseException:
         if self._wclosed:
             return ClosedPipeError("write to a closed PipeWriter")
-        if self._rerr is None:
+        assert self._rclosed is not None
+        exc, tb = self._rclosed
+        if exc is None:
             return ClosedPipeError("write to a pipe whose reader was closed")
-        exc, tb = self._rerr
         return exc.with_traceback(tb)
 
     def _eof(self, want: Want) -> Got:
         """What a read returns once the writer is closed and nothing is left."""
-        if self._werr is not None:
+        if self._wclosed is not _PLAIN:
             raise self._read_error()
         return b"" if isinstance(want, int) else 0
 
     def check_read(self) -> None:
         """The checks of a read, for an empty read that must not block."""
         with self._mutex:
-            if self._rclosed or (self._wclosed and self._werr is not None and not self._buf):
+            if self._rclosed or (self._wclosed not in (None, _PLAIN) and not self._buf):
                 raise self._read_error()
 
     def check_write(self) -> None:

@@ -15,6 +15,7 @@ from typing import Optional
 COMMANDS = {
     "demo": ("gpipe._demo", "stream bytes between two greenlets, then two threads (default)"),
     "serve": ("gpipe._serve", "an HTTP server streaming bodies through pipes"),
+    "bench": ("gpipe._bench", "gpipe against its peers: throughput, goal ratios, memory"),
 }
 
 

@@ -69,7 +69,7 @@ class Pipe:
         "_wview",
         "_woff",
         "_buf",
-        "_bufsize",
+        "bufsize",
         "_closed",
         "_rclosed",
         "_wclosed",
@@ -91,10 +91,11 @@ class Pipe:
         self._woff = 0  # how much of _wview readers consumed
         # Bytes accepted from writers and not read yet, read before anything
         # else: up to bufsize of them, plus any a writer handed to a reader
-        # that was interrupted before it could return them. An empty bytes
-        # until needed, then a bytearray (whose front deletion is cheap).
-        self._buf: Union[bytes, bytearray] = b""
-        self._bufsize = bufsize
+        # that was interrupted before it could return them. A bytearray
+        # (whose front deletion is cheap) in a buffered pipe; in an
+        # unbuffered one an empty bytes until needed.
+        self._buf: Union[bytes, bytearray] = bytearray() if bufsize else b""
+        self.bufsize = bufsize
         self._closed = False  # either end: one check on the hot path
         self._rclosed: Optional[_Close] = None  # how the reader was closed
         self._wclosed: Optional[_Close] = None  # how the writer was closed
@@ -107,7 +108,7 @@ class Pipe:
                 return  # the first close wins
             self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
             self._closed = True
-            self._buf = b""  # no one will read it
+            self._buf = b""  # no one will read it: drop it, even when buffered
             self._wake_all()
 
     def close_write(self, exc: Optional[BaseException]) -> None:
@@ -314,21 +315,44 @@ class Pipe:
             with memoryview(buf) as view:
                 want[:n] = view[:n]
             got = n
-        if n == len(buf):
-            self._buf = b""
+        if isinstance(buf, bytearray):
+            del buf[:n]  # a buffered pipe keeps appending to this one
         else:
-            assert isinstance(buf, bytearray)
-            del buf[:n]
+            self._buf = buf[n:]
         if self._wview is not None:
             self._refill()
         return got
+
+    def append(self, view: memoryview) -> bool:
+        """Buffer all of the byte memoryview *view* if it fits and nothing
+        else is in the way.
+
+        The fast path of a buffered pipe's small writes: True if done;
+        False leaves everything to :meth:`write`, which handles waiting
+        readers, other writers at the gate, closes and a full buffer.
+        """
+        mutex = self._mutex
+        mutex.acquire()
+        try:
+            buf = self._buf
+            if (
+                self._wgate is None
+                and self._want is None
+                and not self._closed
+                and len(buf) + len(view) <= self.bufsize
+            ):
+                buf += view  # a bytearray when buffered
+                return True
+            return False
+        finally:
+            mutex.release()
 
     def _refill(self) -> None:
         """Move what fits of the pending write into the buffer."""
         view = self._wview
         assert view is not None
         off = self._woff
-        end = min(len(view), off + self._bufsize - len(self._buf))
+        end = min(len(view), off + self.bufsize - len(self._buf))
         if end <= off:
             return
         buf = self._buf
@@ -382,10 +406,16 @@ class Pipe:
                         return size
                 else:
                     done = 0
-                if self._bufsize:
-                    done = self._buffer(view, done)
-                    if done == size:
+                if self.bufsize:
+                    # Buffer what fits (a buffered pipe's _buf is a bytearray).
+                    buf = self._buf
+                    room = self.bufsize - len(buf)
+                    if room >= size - done:
+                        buf += view[done:] if done else view
                         return size
+                    if room > 0:
+                        buf += view[done : done + room]
+                        done += room
 
                 # Publish the rest and wait until readers used it up.
                 waiter = self._wsig
@@ -426,17 +456,6 @@ class Pipe:
                     self._wgate = None
         finally:
             mutex.release()
-
-    def _buffer(self, view: memoryview, done: int) -> int:
-        """Buffer what fits of *view* after *done* bytes; return the new *done*."""
-        end = min(len(view), done + self._bufsize - len(self._buf))
-        if end > done:
-            buf = self._buf
-            if not isinstance(buf, bytearray):
-                buf = self._buf = bytearray(buf)
-            buf += view[done:end]
-            return end
-        return done
 
     # -- introspection -----------------------------------------------------
 

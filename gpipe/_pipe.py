@@ -29,23 +29,23 @@ _WHOLE_WRITE = sys.maxsize
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
-    if isinstance(obj, str):
-        raise TypeError(f"{name} must be a bytes-like object, not 'str'")
     try:
         view = memoryview(obj)
     except TypeError:
         raise TypeError(
             f"{name} must be a bytes-like object, not {type(obj).__name__!r}"
         ) from None
+    if view.c_contiguous and view.ndim == 1 and view.format == "B":
+        if not (writable and view.readonly):
+            return view  # the usual case: flat bytes already
     if writable and view.readonly:
         view.release()
         raise TypeError(f"{name} must be a writable bytes-like object")
-    if view.format == "B" and view.ndim == 1 and view.c_contiguous:
-        return view
     try:
         flat = view.cast("B")
     except TypeError:
         if writable:
+            view.release()
             raise TypeError(f"{name} must be a C-contiguous buffer") from None
         # A strided source can still be written: from a contiguous copy.
         flat = memoryview(view.tobytes())
@@ -355,10 +355,13 @@ class PipeWriter(_End):
         else:
             view = _byte_view(data, "write() argument", writable=False)
         try:
+            pipe = self._pipe
             if not len(view):
-                self._pipe.check_write()
+                pipe.check_write()
                 return 0
-            return self._pipe.write(view, self._timeout)
+            if pipe.bufsize and pipe.append(view):
+                return len(view)  # buffered: nothing to wait for
+            return pipe.write(view, self._timeout)
         finally:
             # Release the caller's buffer: it may be resized at once.
             view.release()

@@ -337,9 +337,10 @@ class Pipe:
             buf = self._buf
             if (
                 self._wgate is None
-                and self._want is None
                 and not self._closed
                 and len(buf) + len(view) <= self.bufsize
+                # No reader waiting, or the one waiting was served already.
+                and (self._want is None or self._got is not None)
             ):
                 buf += view  # a bytearray when buffered
                 return True

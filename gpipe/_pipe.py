@@ -192,13 +192,18 @@ class PipeReader(_End):
         :raises TimeoutError: the :meth:`settimeout` timeout expired.
         :raises BaseException: the very error the writer passed to
             :meth:`PipeWriter.close_with_error`.
-        :raises TypeError: *size* is not an integer.
+        :raises TypeError: *size* is not an integer or ``None``.
         :raises ValueError: *size* is negative but not -1.
         """
         if type(size) is not int:
             if size is None:
                 return self.readall()
-            size = operator.index(size)
+            try:
+                size = operator.index(size)
+            except TypeError:
+                raise TypeError(
+                    f"read() size must be an integer or None, not {type(size).__name__!r}"
+                ) from None
         if size <= 0:
             if size == -1:
                 return self.readall()

@@ -9,8 +9,6 @@ a backend whose signal raises right after it was set.
 
 from __future__ import annotations
 
-import threading
-
 import gevent
 import gevent.event
 import pytest
@@ -19,6 +17,8 @@ import gpipe
 from gpipe._backends import get_backend
 from gpipe._core import Pipe
 from gpipe._pipe import PipeReader, PipeWriter
+
+from .conftest import os_thread
 
 
 class Interrupt(Exception):
@@ -76,8 +76,8 @@ def spawn(backend_name, fn, *args):
         except BaseException as exc:
             result["error"] = exc
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
+    # An OS thread even in a monkey-patched process.
+    t = os_thread(run)
 
     def get():
         t.join(10)

@@ -1,0 +1,54 @@
+"""Sphinx configuration for the gpipe documentation.
+
+Build with ``tox -e docs``, or by hand from the repository root::
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W -b doctest docs docs/_build/doctest
+
+gpipe must be installed (``pip install -e .``): the examples test the
+package that is installed, as their subprocesses do. Nothing here
+fetches anything at build time: no intersphinx.
+"""
+
+import doctest
+import os
+
+from gpipe import __version__
+
+project = "gpipe"
+author = "The gpipe authors"
+copyright = "the gpipe authors"
+release = __version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "repoze.sphinx.autointerface",
+]
+
+# Fragments that other pages include: not pages of their own.
+exclude_patterns = ["_build", "bad_input.rst", "benchmark_table.rst"]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
+autodoc_preserve_defaults = True
+
+# Every example in the documentation is a test: ``sphinx-build -b doctest``.
+# Exception messages are part of what the examples check, so unlike Sphinx's
+# default, IGNORE_EXCEPTION_DETAIL is off.
+doctest_default_flags = doctest.ELLIPSIS | doctest.DONT_ACCEPT_TRUE_FOR_1
+doctest_global_setup = f"""
+import gevent
+import gpipe
+
+DOCS = {os.path.dirname(os.path.abspath(__file__))!r}  # this directory
+"""
+
+html_theme = "alabaster"
+html_static_path = ["_static"]
+html_theme_options = {
+    "description": "Go's io.Pipe for gevent",
+    "fixed_sidebar": True,
+}

@@ -81,24 +81,16 @@ def reply(start_response, status, body):
 def application(environ, start_response):
     method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
     if (method, path) == ("GET", "/squares.csv"):
-        query = dict(
-            p.partition("=")[::2] for p in environ.get("QUERY_STRING", "").split("&")
-        )
+        query = dict(p.partition("=")[::2] for p in environ.get("QUERY_STRING", "").split("&"))
         try:
             rows = int(query.get("rows", "10"))
         except ValueError:
-            return reply(
-                start_response, "400 Bad Request", {"error": "rows must be an integer"}
-            )
+            return reply(start_response, "400 Bad Request", {"error": "rows must be an integer"})
         reader = gpipe.spawn_producer(write_squares, rows)
         start_response("200 OK", [("Content-Type", "text/csv")])
-        return reader.iter_chunks(
-            CHUNK
-        )  # the server closes it, which stops the producer
+        return reader.iter_chunks(CHUNK)  # the server closes it, which stops the producer
     if (method, path) == ("POST", "/sha256"):
-        if not environ.get("CONTENT_LENGTH") and not environ.get(
-            "wsgi.input_terminated"
-        ):
+        if not environ.get("CONTENT_LENGTH") and not environ.get("wsgi.input_terminated"):
             return reply(
                 start_response,
                 "411 Length Required",

@@ -27,7 +27,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(module=module)
         importlib.import_module(module).add_arguments(command)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["demo", *argv]
     args = parser.parse_args(argv)
     return int(importlib.import_module(args.module).run(args))

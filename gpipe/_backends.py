@@ -338,16 +338,12 @@ def get_backend(name: Optional[str] = None) -> Any:
     if name is None:
         name = detect_backend()
     elif not isinstance(name, str):
-        raise TypeError(
-            f"backend must be None, 'gevent' or 'threading', not {type(name).__name__}"
-        )
+        raise TypeError(f"backend must be None, 'gevent' or 'threading', not {type(name).__name__}")
     backend = _instances.get(name)
     if backend is None:
         factory = _FACTORIES.get(name)
         if factory is None:
-            raise ValueError(
-                f"backend must be None, 'gevent' or 'threading', not {name!r}"
-            )
+            raise ValueError(f"backend must be None, 'gevent' or 'threading', not {name!r}")
         # Created on first use only: constructing the gevent backend imports
         # gevent, which a threading-only program must never pay for.
         backend = _instances.setdefault(name, factory())

@@ -58,21 +58,21 @@ class Pipe:
     """The state of one pipe. Not thread-safe on its own: see ``_mutex``."""
 
     __slots__ = (
-        "backend",
-        "_mutex",
-        "_rgate",
-        "_wgate",
-        "_rsig",
-        "_wsig",
-        "_want",
-        "_got",
-        "_wview",
-        "_woff",
         "_buf",
-        "bufsize",
         "_closed",
+        "_got",
+        "_mutex",
         "_rclosed",
+        "_rgate",
+        "_rsig",
+        "_want",
         "_wclosed",
+        "_wgate",
+        "_woff",
+        "_wsig",
+        "_wview",
+        "backend",
+        "bufsize",
     )
 
     def __init__(self, backend: Any, bufsize: int = 0) -> None:

@@ -51,14 +51,17 @@ def _stream(
             if now - last >= 0.1:
                 last = now
                 rate = got / (now - start) / 1e6
-                out.write(f"\r  {backend:9} {got / MiB:7.1f} / {total / MiB:.0f} MiB  {rate:8.1f} MB/s")
+                out.write(
+                    f"\r  {backend:9} {got / MiB:7.1f} / {total / MiB:.0f} MiB  {rate:8.1f} MB/s"
+                )
                 out.flush()
     elapsed = time.perf_counter() - start
     join()
     if got != total:
         raise RuntimeError(f"read {got} bytes, expected {total}")
     rate = total / elapsed / 1e6
-    out.write(f"\r  {backend:9} {total / MiB:7.1f} / {total / MiB:.0f} MiB  {rate:8.1f} MB/s  done in {elapsed:.2f} s\n")
+    done = f"{total / MiB:7.1f} / {total / MiB:.0f} MiB"
+    out.write(f"\r  {backend:9} {done}  {rate:8.1f} MB/s  done in {elapsed:.2f} s\n")
     return rate
 
 

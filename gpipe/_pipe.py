@@ -32,12 +32,14 @@ def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
     try:
         view = memoryview(obj)
     except TypeError:
-        raise TypeError(
-            f"{name} must be a bytes-like object, not {type(obj).__name__!r}"
-        ) from None
-    if view.c_contiguous and view.ndim == 1 and view.format == "B":
-        if not (writable and view.readonly):
-            return view  # the usual case: flat bytes already
+        raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__!r}") from None
+    if (
+        view.c_contiguous
+        and view.ndim == 1
+        and view.format == "B"
+        and not (writable and view.readonly)
+    ):
+        return view  # the usual case: flat bytes already
     if writable and view.readonly:
         view.release()
         raise TypeError(f"{name} must be a writable bytes-like object")
@@ -148,7 +150,8 @@ class _End(io.RawIOBase):
             return
         if self.closed:
             return
-        warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+        # stacklevel=1: a finaliser has no caller worth pointing at.
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1, source=self)
         self._collected(core)
         io.RawIOBase.close(self)
 
@@ -263,9 +266,7 @@ class PipeReader(_End):
         :raises ValueError: *size* is not positive.
         """
         if isinstance(size, bool) or not isinstance(size, numbers.Integral):
-            raise TypeError(
-                f"iter_chunks() size must be an integer, not {type(size).__name__!r}"
-            )
+            raise TypeError(f"iter_chunks() size must be an integer, not {type(size).__name__!r}")
         if size <= 0:
             raise ValueError(f"iter_chunks() size must be > 0, not {size!r}")
         return ChunkIterator(self, int(size))

@@ -153,9 +153,7 @@ def store_upload(reader: PipeReader) -> dict[str, Any]:
         return {"size": size, "sha256": digest.hexdigest()}
 
 
-def _json(
-    start_response: StartResponse, status: str, body: dict[str, Any]
-) -> list[bytes]:
+def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode() + b"\n"
     start_response(
         status,
@@ -164,9 +162,7 @@ def _json(
     return [data]
 
 
-def _int_param(
-    query: dict[str, list[str]], name: str, low: int, high: int
-) -> int | None:
+def _int_param(query: dict[str, list[str]], name: str, low: int, high: int) -> int | None:
     values = query.get(name)
     if not values:
         return None
@@ -221,9 +217,7 @@ def stats(environ: dict[str, Any], start_response: StartResponse) -> Iterable[by
 
     from greenlet import greenlet
 
-    live = sum(
-        1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead
-    )
+    live = sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
     return _json(
         start_response,
         "200 OK",
@@ -243,25 +237,19 @@ ROUTES = {
 }
 
 
-def application(
-    environ: dict[str, Any], start_response: StartResponse
-) -> Iterable[bytes]:
+def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """The WSGI application of ``python -m gpipe serve``."""
     path = environ.get("PATH_INFO", "")
     route = ROUTES.get((environ["REQUEST_METHOD"], path))
     if route is not None:
         return route(environ, start_response)
     if any(p == path for _, p in ROUTES):
-        return _json(
-            start_response, "405 Method Not Allowed", {"error": "method not allowed"}
-        )
+        return _json(start_response, "405 Method Not Allowed", {"error": "method not allowed"})
     return _json(start_response, "404 Not Found", {"error": "not found"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (127.0.0.1)"
-    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=8080, help="port to bind; 0 picks a free one (8080)"
     )

@@ -47,9 +47,7 @@ class _Task:
         else:
             # The unpatched Thread: a threading-backend task is an OS thread.
             thread_class = _original("threading", "Thread")
-            self._thread = thread_class(
-                target=run, args=(self,), name=name, daemon=True
-            )
+            self._thread = thread_class(target=run, args=(self,), name=name, daemon=True)
             self._thread.start()
 
     def wait(self, timeout: float | None) -> bool:
@@ -140,10 +138,7 @@ def spawn_producer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Pipe
             writer.close()
             reader_gone = not closed_by_fn and (
                 now is exc
-                or (
-                    isinstance(exc, ClosedPipeError)
-                    and isinstance(now, ClosedPipeError)
-                )
+                or (isinstance(exc, ClosedPipeError) and isinstance(now, ClosedPipeError))
             )
             if reader_gone:
                 return  # the reader went away; fn stopped as it should
@@ -210,9 +205,7 @@ class ConsumerWriter(PipeWriter, Generic[T]):
             self.close_with_error(exc)
 
 
-def spawn_consumer(
-    fn: Callable[..., T], /, *args: Any, **kwargs: Any
-) -> ConsumerWriter[T]:
+def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> ConsumerWriter[T]:
     """Run ``fn(reader, *args, **kwargs)`` concurrently; return the writer.
 
     *fn* reads from the :class:`~gpipe.PipeReader` of a new pipe, in a

@@ -8,7 +8,8 @@ gevent or of OS threads.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Optional
+from collections.abc import Iterable, Iterator
+from typing import Any, Optional
 
 from zope.interface import Attribute, Interface
 

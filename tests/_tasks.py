@@ -61,7 +61,7 @@ class NativeThread:
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
             self.result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 (handed to get())
+        except BaseException as exc:
             self.error = exc
         finally:
             del fn, args
@@ -106,7 +106,7 @@ class Call:
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
             value = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 (recorded as the outcome)
+        except BaseException as exc:
             # The traceback holds the frames of the call, hence the pipe's
             # ends: drop it so that an end can be garbage-collected.
             exc.__traceback__ = None
@@ -276,13 +276,9 @@ class Records:
             )
             writes[wid, seq] = contributed
         seen: dict[tuple[int, int], set[int]] = {}
-        last: dict[
-            tuple[int, int], tuple[int, int]
-        ] = {}  # (reader, writer) -> (seq, idx)
+        last: dict[tuple[int, int], tuple[int, int]] = {}  # (reader, writer) -> (seq, idx)
         for rid, chunk in self.chunks:
-            assert len(chunk) % CELL == 0, (
-                f"read of {len(chunk)} bytes: not whole cells"
-            )
+            assert len(chunk) % CELL == 0, f"read of {len(chunk)} bytes: not whole cells"
             prev = None
             for off in range(0, len(chunk), CELL):
                 raw = chunk[off : off + CELL]
@@ -303,8 +299,9 @@ class Records:
                 )
                 last[rid, wid] = (seq, idx)
         for key, contributed in writes.items():
+            cells = sorted(seen.get(key, ()))
             assert seen.get(key, set()) == set(range(contributed // CELL)), (
-                f"write {key} contributed {contributed} bytes, readers got cells {sorted(seen.get(key, ()))}"
+                f"write {key} contributed {contributed} bytes, readers got cells {cells}"
             )
         if ordered:
             stream = b"".join(chunk for _, chunk in self.chunks)

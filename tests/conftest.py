@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import gevent
 import pytest
@@ -161,9 +162,7 @@ RUN_ANYWAY = {
 }
 
 
-def pytest_collection_modifyitems(
-    config: pytest.Config, items: list[pytest.Item]
-) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not monkey.is_module_patched("threading"):
         return
     for item in items:
@@ -173,6 +172,4 @@ def pytest_collection_modifyitems(
                 and part in item.nodeid
                 and getattr(item, "originalname", item.name) not in RUN_ANYWAY
             ):
-                item.add_marker(
-                    pytest.mark.xfail(run=False, reason=f"under patching: {reason}")
-                )
+                item.add_marker(pytest.mark.xfail(run=False, reason=f"under patching: {reason}"))

@@ -46,9 +46,7 @@ class Soak:
         self.seconds = seconds
         self.rng = random.Random(seed)
         self.buf = (
-            self.rng.randbytes(1 << 20)
-            if hasattr(self.rng, "randbytes")
-            else os.urandom(1 << 20)
+            self.rng.randbytes(1 << 20) if hasattr(self.rng, "randbytes") else os.urandom(1 << 20)
         )
         self.stop = False
         self.writes = 0
@@ -114,9 +112,7 @@ class Soak:
             start, wsize, contributed = log[0]
             end = wsize if contributed == -1 else contributed
             if off + len(chunk) > end:
-                raise Violation(
-                    f"read of {len(chunk)} bytes runs past its write ({off}/{end})"
-                )
+                raise Violation(f"read of {len(chunk)} bytes runs past its write ({off}/{end})")
             if chunk != self.buf[start + off : start + off + len(chunk)]:
                 raise Violation("bytes out of order, duplicated or invented")
             off += len(chunk)
@@ -126,9 +122,7 @@ class Soak:
             log.popleft()
             off = 0
         if log:
-            raise Violation(
-                f"EOF with {len(log)} write(s) not fully read: {list(log)[:3]}"
-            )
+            raise Violation(f"EOF with {len(log)} write(s) not fully read: {list(log)[:3]}")
 
     def run(self) -> None:
         workers = []
@@ -143,9 +137,7 @@ class Soak:
         done = gevent.joinall(workers, timeout=BOUND, raise_error=True)
         self.elapsed = time.monotonic() - started
         if len(done) != len(workers):
-            raise Violation(
-                f"{len(workers) - len(done)} workers still running after the stop"
-            )
+            raise Violation(f"{len(workers) - len(done)} workers still running after the stop")
         if self.longest >= BOUND:
             raise Violation(f"a call took {self.longest:.1f}s")
 

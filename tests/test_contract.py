@@ -712,7 +712,9 @@ def test_bad_read_sizes(bk):
 
 def test_bad_write_data(bk):
     r, w = bk.pipe()
-    with pytest.raises(TypeError, match="write\\(\\) argument must be a bytes-like object, not 'str'"):
+    with pytest.raises(
+        TypeError, match="write\\(\\) argument must be a bytes-like object, not 'str'"
+    ):
         w.write("text")
     with pytest.raises(TypeError, match="not 'int'"):
         w.write(3)
@@ -721,7 +723,9 @@ def test_bad_write_data(bk):
 
 
 def test_bad_backend():
-    with pytest.raises(ValueError, match="backend must be None, 'gevent' or 'threading', not 'asyncio'"):
+    with pytest.raises(
+        ValueError, match="backend must be None, 'gevent' or 'threading', not 'asyncio'"
+    ):
         gpipe.pipe(backend="asyncio")
     with pytest.raises(TypeError, match="backend must be None, 'gevent' or 'threading', not int"):
         gpipe.pipe(backend=1)

@@ -138,15 +138,15 @@ def test_gevent_kills_and_timeouts(seed: int) -> None:
 
     monkey = gevent.spawn(chaos)
     try:
-        assert len(gevent.joinall(writers, timeout=60, raise_error=True)) == len(
-            writers
-        ), "writers hung"
+        assert len(gevent.joinall(writers, timeout=60, raise_error=True)) == len(writers), (
+            "writers hung"
+        )
     finally:
         monkey.kill()
     w.close()
-    assert len(gevent.joinall(readers, timeout=BOUND, raise_error=True)) == len(
-        readers
-    ), "readers hung"
+    assert len(gevent.joinall(readers, timeout=BOUND, raise_error=True)) == len(readers), (
+        "readers hung"
+    )
     r.close()
     # One OS thread: records were made in stream order.
     run.finish(ordered=True)
@@ -190,12 +190,8 @@ def test_threading_timeouts(seed: int) -> None:
 
     # Each thread its own seeded generator: random.Random is not shared.
     seeds = iter(range(seed * 1000, seed * 1000 + 100))
-    writers = [
-        NativeThread(writer, i, random.Random(next(seeds))) for i in range(WRITERS)
-    ]
-    readers = [
-        NativeThread(reader, i, random.Random(next(seeds))) for i in range(READERS)
-    ]
+    writers = [NativeThread(writer, i, random.Random(next(seeds))) for i in range(WRITERS)]
+    readers = [NativeThread(reader, i, random.Random(next(seeds))) for i in range(READERS)]
     monkey = NativeThread(chaos, random.Random(next(seeds)))
     try:
         for t in writers:

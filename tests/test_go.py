@@ -56,7 +56,7 @@ def test_pipe2(bk):
         assert w.write(buf[:size]) == size
     w.close()
     # Every write was read by exactly one read of the same size; then EOF.
-    assert task.get() == sizes + [0]
+    assert task.get() == [*sizes, 0]
 
 
 def test_pipe3(bk):
@@ -169,7 +169,9 @@ def read_full(r: gpipe.PipeReader, size: int) -> bytes:
     return out
 
 
-@pytest.mark.parametrize("empty", [b"", bytearray(), memoryview(b"")], ids=["bytes", "bytearray", "memoryview"])
+@pytest.mark.parametrize(
+    "empty", [b"", bytearray(), memoryview(b"")], ids=["bytes", "bytearray", "memoryview"]
+)
 def test_write_empty(bk, empty):
     """TestWriteEmpty / TestWriteNil: an empty write, then close, gives EOF."""
     r, w = bk.pipe()

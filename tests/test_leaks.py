@@ -272,7 +272,7 @@ def run_child(backend: str) -> dict[str, Any]:
         args += ["-c", PATCHED_CHILD]
     else:
         args += ["-m", "tests.test_leaks"]
-    proc = subprocess.run(  # noqa: PLW1510 (the return code is asserted)
+    proc = subprocess.run(
         [*args, backend, str(PIPES)],
         cwd=ROOT,
         capture_output=True,
@@ -301,9 +301,7 @@ def test_no_growth_after_many_pipes(backend: str) -> None:
     assert report["callbacks"] <= 0
     assert report["watchers"] <= 0
     assert report["blocks"] < MAX_BLOCKS
-    assert report["memory"] < MAX_BYTES, (
-        f"{report['memory']} bytes more after {PIPES} pipes"
-    )
+    assert report["memory"] < MAX_BYTES, f"{report['memory']} bytes more after {PIPES} pipes"
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def test_many_native_threads_and_greenlets(threads):
     records = 200
 
     def writer(tag: int) -> None:
-        for i in range(records):
+        for _ in range(records):
             w.write(bytes([tag]) * 64)
 
     ts = [run_in_thread(writer, k) for k in range(threads)]
@@ -101,6 +101,6 @@ def test_many_native_threads_and_greenlets(threads):
         rec = buf[i : i + 64]
         assert rec == bytes([rec[0]]) * 64  # never interleaved
         counts[rec[0]] = counts.get(rec[0], 0) + 1
-    assert counts == {k: records for k in range(2 * threads)}
+    assert counts == dict.fromkeys(range(2 * threads), records)
     r.close()
     w.close()

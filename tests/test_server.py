@@ -46,20 +46,14 @@ def expected_part(index: int, size: int) -> bytes:
 class Server:
     """One ``python -m gpipe serve --port 0`` process."""
 
-    def __init__(
-        self, log: Path, dev_mode: bool = True, argv: list[str] | None = None
-    ) -> None:
+    def __init__(self, log: Path, dev_mode: bool = True, argv: list[str] | None = None) -> None:
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 -- closed in stop()
         # Development mode shows ResourceWarning: an unclosed pipe end in the
         # log means a body was not closed. Its allocator hooks would blur
         # memory measurements, so those run without it.
         mode = ["-X", "dev"] if dev_mode else []
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PYTHONDEVMODE", "PYTHONMALLOC")
-        }
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDEVMODE", "PYTHONMALLOC")}
         self.proc = subprocess.Popen(
             [sys.executable, *mode, *(argv or ["-m", "gpipe", "serve"]), "--port", "0"],
             env=env,
@@ -139,8 +133,7 @@ def unexpected_log(text: str) -> str:
     return "\n".join(
         block
         for block in text.split("\n\n")
-        if "archive failed on purpose" not in block
-        and "unexpected end of file" not in block
+        if "archive failed on purpose" not in block and "unexpected end of file" not in block
     )
 
 
@@ -164,9 +157,7 @@ def chunks(total: int, size: int) -> Iterator[bytes]:
         yield (i.to_bytes(8, "big") + block[8:n]) if n >= 8 else block[:n]
 
 
-def upload(
-    srv: Server, body: Iterator[bytes], *, chunked: bool, length: int = 0
-) -> dict[str, Any]:
+def upload(srv: Server, body: Iterator[bytes], *, chunked: bool, length: int = 0) -> dict[str, Any]:
     digest = hashlib.sha256()
     size = 0
 
@@ -181,9 +172,7 @@ def upload(
     try:
         if chunked:
             headers = {"Transfer-Encoding": "chunked"}
-            conn.request(
-                "POST", "/upload", body=counted(), headers=headers, encode_chunked=True
-            )
+            conn.request("POST", "/upload", body=counted(), headers=headers, encode_chunked=True)
         else:
             headers = {"Content-Length": str(length)}
             conn.request("POST", "/upload", body=counted(), headers=headers)
@@ -231,9 +220,7 @@ def check_archive(fileobj: Any, size: int, extract_to: Path | None = None) -> No
 
 
 # tarfile's extraction filters (3.12, and security releases of older ones).
-EXTRACT_ARGS: dict[str, Any] = (
-    {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-)
+EXTRACT_ARGS: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
 
 
 def check_download(srv: Server, size: int, level: int | None = None) -> None:
@@ -255,9 +242,7 @@ def raw_get(srv: Server, path: str) -> socket.socket:
     sock = socket.create_connection((srv.host, srv.port), timeout=IO_TIMEOUT)
     # "Connection: close": a complete response ends the connection, so that
     # reading until it closes takes no longer than the response.
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {srv.host}\r\nConnection: close\r\n\r\n".encode()
-    )
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {srv.host}\r\nConnection: close\r\n\r\n".encode())
     return sock
 
 
@@ -291,8 +276,7 @@ def test_upload_cut_short_is_refused(server):
     sock = socket.create_connection((server.host, server.port), timeout=IO_TIMEOUT)
     with sock:
         sock.sendall(
-            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
-            + b"x" * 5000
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000
         )
         sock.shutdown(socket.SHUT_WR)
         reply = read_until_closed(sock)
@@ -420,7 +404,7 @@ def concurrent_downloads(srv: Server, count: int, size: int) -> dict[str, int]:
             assert resp.status == 200
             barrier.wait()  # every response has begun before any is read
             check_archive(resp, size)
-        except BaseException as exc:  # noqa: BLE001 -- raised in the test thread
+        except BaseException as exc:
             errors.append(exc)
             barrier.abort()
         finally:
@@ -476,9 +460,7 @@ def test_examples(tmp_path, script, backend):
             conn = srv.conn()
             body = iter([data[i : i + 100_000] for i in range(0, len(data), 100_000)])
             chunked = "Transfer-Encoding" in header
-            conn.request(
-                "POST", "/sha256", body=body, headers=header, encode_chunked=chunked
-            )
+            conn.request("POST", "/sha256", body=body, headers=header, encode_chunked=chunked)
             resp = conn.getresponse()
             assert resp.status == 200
             assert json.loads(resp.read()) == {

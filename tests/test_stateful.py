@@ -251,9 +251,7 @@ class PipeMachine(RuleBasedStateMachine):
             if pr.kind == "readall":
                 pr.acc.append(chunk)
                 # It goes round its loop with the reader's current timeout.
-                self.run_readall(
-                    pr, READ_TIMEOUT if self.rtimeout is not None else None
-                )
+                self.run_readall(pr, READ_TIMEOUT if self.rtimeout is not None else None)
             else:
                 self.finish_read(pr, chunk)
             if done == len(data):
@@ -313,9 +311,7 @@ class PipeMachine(RuleBasedStateMachine):
         def there() -> bool:
             for call in (pr and pr.call, pw and pw.call):
                 if call is not None and call.done:
-                    raise AssertionError(
-                        f"a call the model says blocks ended: {call.outcome}"
-                    )
+                    raise AssertionError(f"a call the model says blocks ended: {call.outcome}")
             return (
                 all(call.done for call in calls)
                 and (pr is None or reader_blocked(self.core))
@@ -455,15 +451,11 @@ class PipeMachine(RuleBasedStateMachine):
             self.fail_read(pending, ("is", exc))
         else:
             self.pw = None
-            self.expect_write(
-                pending.call, pending.index, pending.data, ("is", exc), pending.off
-            )
+            self.expect_write(pending.call, pending.index, pending.data, ("is", exc), pending.off)
         self.settle()
 
     @precondition(
-        lambda self: (
-            self.backend == "gevent" and self.pr is not None and self.w is not None
-        )
+        lambda self: self.backend == "gevent" and self.pr is not None and self.w is not None
     )
     @rule(size=st.integers(1, 40))
     def kill_reader_then_write(self, size: int) -> None:
@@ -491,9 +483,7 @@ class PipeMachine(RuleBasedStateMachine):
         self.settle()
 
     @precondition(
-        lambda self: (
-            self.backend == "gevent" and self.pw is not None and self.r is not None
-        )
+        lambda self: self.backend == "gevent" and self.pw is not None and self.r is not None
     )
     @rule(n=st.integers(1, 50), into=st.booleans())
     def kill_writer_then_read(self, n: int, into: bool) -> None:
@@ -540,9 +530,7 @@ class PipeMachine(RuleBasedStateMachine):
             gc.collect()
         # The warning's source is the end itself, kept alive by the record.
         unclosed = [
-            w
-            for w in caught
-            if issubclass(w.category, ResourceWarning) and id(w.source) == end_id
+            w for w in caught if issubclass(w.category, ResourceWarning) and id(w.source) == end_id
         ]
         caught.clear()
         assert len(unclosed) == was_open, "an unclosed end was not finalised at once"

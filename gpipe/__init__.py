@@ -7,11 +7,12 @@ use gevent. Start with :func:`pipe`.
 
 from ._backends import detect_backend
 from ._errors import ClosedPipeError
-from ._pipe import PipeReader, PipeWriter, pipe
+from ._pipe import ChunkIterator, PipeReader, PipeWriter, pipe
 from ._spawn import ConsumerWriter, spawn_consumer, spawn_producer
 from ._version import __version__
 
 __all__ = [
+    "ChunkIterator",
     "ClosedPipeError",
     "ConsumerWriter",
     "PipeReader",

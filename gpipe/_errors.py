@@ -16,4 +16,11 @@ class ClosedPipeError(BrokenPipeError, ValueError):
     whose reader is gone, and from :exc:`ValueError`, which the
     :mod:`io` classes raise for I/O on a closed file, so either
     ``except`` clause catches it. This is Go's ``io.ErrClosedPipe``.
+
+    Writes raise it too after the reader was garbage-collected without
+    being closed.
     """
+
+
+# Shown as gpipe.ClosedPipeError in tracebacks: where users import it from.
+ClosedPipeError.__module__ = "gpipe"

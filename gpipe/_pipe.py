@@ -224,8 +224,21 @@ class PipeReader(_End):
         :raises TypeError: *buffer* is not a writable bytes-like object.
         :raises: otherwise as :meth:`read`.
         """
-        if type(buffer) is bytearray:
-            view = memoryview(buffer)  # the common case, checked inline
+        # The common cases inline: a bytearray, or the caller's own flat,
+        # writable byte memoryview, used as it is (so not released here).
+        kind = type(buffer)
+        own = True
+        if kind is bytearray:
+            view = memoryview(buffer)
+        elif (
+            kind is memoryview
+            and buffer.format == "B"
+            and buffer.ndim == 1
+            and buffer.c_contiguous
+            and not buffer.readonly
+        ):
+            view = buffer
+            own = False
         else:
             view = _byte_view(buffer, "readinto() argument", writable=True)
         try:
@@ -234,7 +247,8 @@ class PipeReader(_End):
                 return 0
             return self._pipe.read(view, self._timeout)  # type: ignore[return-value]
         finally:
-            view.release()
+            if own:
+                view.release()
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -356,8 +370,15 @@ class PipeWriter(_End):
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        if type(data) is bytes:
-            view = memoryview(data)  # the common case, checked inline
+        # The common cases inline: bytes, or the caller's own flat byte
+        # memoryview, used as it is (so not released here).
+        kind = type(data)
+        own = True
+        if kind is bytes:
+            view = memoryview(data)
+        elif kind is memoryview and data.format == "B" and data.ndim == 1 and data.c_contiguous:
+            view = data
+            own = False
         else:
             view = _byte_view(data, "write() argument", writable=False)
         try:
@@ -369,8 +390,9 @@ class PipeWriter(_End):
                 return len(view)  # buffered: nothing to wait for
             return pipe.write(view, self._timeout)
         finally:
-            # Release the caller's buffer: it may be resized at once.
-            view.release()
+            if own:
+                # Release the caller's buffer: it may be resized at once.
+                view.release()
 
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_write(exc)

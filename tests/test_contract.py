@@ -738,3 +738,22 @@ def test_ends_are_the_public_classes(bk):
     assert issubclass(gpipe.ClosedPipeError, BrokenPipeError)
     assert issubclass(gpipe.ClosedPipeError, ValueError)
     assert sys.modules["gpipe"].__version__
+
+
+def test_callers_memoryview_is_left_as_it_was(bk):
+    """A flat byte memoryview is used as it is: not released by the pipe,
+    and no export of the pipe's own outlives the call."""
+    r, w = bk.pipe()
+    source = bytearray(b"from a view")
+    out = bytearray(32)
+    src_view, out_view = memoryview(source), memoryview(out)
+    task = bk.go(r.readinto, out_view)
+    bk.wait_blocked(r)
+    assert w.write(src_view) == 11
+    assert task.get() == 11
+    assert out_view[:11] == b"from a view"  # both views still usable
+    assert src_view[:4] == b"from"
+    src_view.release()
+    out_view.release()
+    source.extend(b"!")  # BufferError if the pipe still held an export
+    out.extend(b"!")

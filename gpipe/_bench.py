@@ -191,33 +191,39 @@ def _gpipe_threads(size: int, count: int, *, mode: str) -> float:
     return elapsed
 
 
+def _channel_produce(channel: Any, block: memoryview, count: int) -> None:
+    """Put *block* on a gevent Channel *count* times, then None (the end)."""
+    put = channel.put
+    for _ in range(count):
+        put(block)
+    put(None)
+
+
+def _channel_consume(channel: Any, size: int) -> int:
+    """Copy what arrives on *channel* into one buffer until None; the total."""
+    view = _buffer(size)
+    get = channel.get
+    got = 0
+    while True:
+        data = get()
+        if data is None:
+            return got
+        n = len(data)
+        view[:n] = data
+        got += n
+
+
 def _channel_copy(size: int, count: int) -> float:
     import gevent
     from gevent.queue import Channel
 
     channel: Any = Channel()
     block = _block(size)
-
-    def produce() -> None:
-        put = channel.put
-        for _ in range(count):
-            put(block)
-        put(None)
-
-    def consume() -> int:
-        view = _buffer(size)
-        get = channel.get
-        got = 0
-        while True:
-            data = get()
-            if data is None:
-                return got
-            n = len(data)
-            view[:n] = data
-            got += n
-
     start = _perf()
-    tasks = [gevent.spawn(produce), gevent.spawn(consume)]
+    tasks = [
+        gevent.spawn(_channel_produce, channel, block, count),
+        gevent.spawn(_channel_consume, channel, size),
+    ]
     gevent.joinall(tasks, raise_error=True)
     elapsed = _perf() - start
     _check(tasks[1].value, size * count, "Channel + copy")
@@ -585,32 +591,13 @@ def _pairs_channel(pairs: int) -> float:
 
     block = _block(PAIRS_CHUNK)
     writes = PAIRS_TOTAL // PAIRS_CHUNK
-
-    def produce(channel: Any) -> None:
-        put = channel.put
-        for _ in range(writes):
-            put(block)
-        put(None)
-
-    def consume(channel: Any) -> int:
-        view = _buffer(PAIRS_CHUNK)
-        get = channel.get
-        got = 0
-        while True:
-            data = get()
-            if data is None:
-                return got
-            n = len(data)
-            view[:n] = data
-            got += n
-
     start = _perf()
     consumers = []
     producers = []
     for _ in range(pairs):
         channel = Channel()
-        producers.append(gevent.spawn(produce, channel))
-        consumers.append(gevent.spawn(consume, channel))
+        producers.append(gevent.spawn(_channel_produce, channel, block, writes))
+        consumers.append(gevent.spawn(_channel_consume, channel, PAIRS_CHUNK))
     gevent.joinall(producers + consumers, raise_error=True)
     elapsed = _perf() - start
     _check(sum(g.value for g in consumers), pairs * PAIRS_TOTAL, "Channel pairs")

@@ -7,10 +7,12 @@ The core (:mod:`gpipe._core`) needs exactly two things from a backend:
   under gevent: then it costs no hub switch, and it stays correct when
   the two ends of one pipe are used from different native threads.
 * a *signal*: a wakeup that one blocked call waits on until another
-  call sets it. Each blocking call makes its own, in its own thread.
-  Waiting on it is the only place a pipe call ever blocks, so this is
-  where a backend decides how to wait: by yielding to the gevent hub, or
-  by blocking the OS thread.
+  call sets it. A pipe keeps one per side for the calls that wait for
+  the other side, and makes one for each call queued at a gate. Waiting
+  on it is the only place a pipe call ever blocks, so this is where a
+  backend decides how to wait: by yielding to the gevent hub (in the
+  waiting thread's own hub, whichever thread that is), or by blocking
+  the OS thread.
 
 Both are declared as interfaces in :mod:`gpipe.interfaces`
 (:class:`~gpipe.interfaces.IBackend`, :class:`~gpipe.interfaces.ISignal`).

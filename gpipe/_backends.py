@@ -192,42 +192,7 @@ class GeventSignal:
         if self._set:
             self._set = False
             return True
-        if timeout is not None:
-            return self._wait_timed(timeout)
-        hub = _get_hub()
-        if hub is not self._hub:
-            self._bind(hub)
-        state = self._state
-        self._greenlet = _getcurrent()
-        state.waiting += 1
-        if state.waiting == 1:
-            state.watcher.ref = True
-        try:
-            while not self._set:
-                ready = state.ready
-                if ready is not None:
-                    state.ready = None
-                    greenlet = ready._greenlet
-                    # Still parked, and its wakeup has not run: run it now.
-                    if greenlet is not None and ready._set and state.streak < _DIRECT_SWITCHES:
-                        state.streak += 1
-                        ready._callback.stop()
-                        greenlet.switch()
-                        continue
-                state.streak = 0
-                hub.switch()
-                # Whoever switched back: set() woke us, or a wakeup meant for
-                # an earlier wait on this signal arrived late. Re-check.
-            self._set = False
-            return True
-        finally:
-            self._greenlet = None
-            state.waiting -= 1
-            if not state.waiting:
-                state.watcher.ref = False
-
-    def _wait_timed(self, timeout: float) -> bool:
-        if timeout <= 0:
+        if timeout is not None and timeout <= 0:
             return False
         hub = _get_hub()
         if hub is not self._hub:
@@ -237,12 +202,28 @@ class GeventSignal:
         state.waiting += 1
         if state.waiting == 1:
             state.watcher.ref = True
-        timer = self._loop.timer(timeout)
+        timer = None
         try:
-            timer.start(current.switch, _TIMED_OUT)
+            if timeout is not None:
+                timer = self._loop.timer(timeout)
+                timer.start(current.switch, _TIMED_OUT)
             while not self._set:
+                ready = state.ready
+                if ready is not None:
+                    state.ready = None
+                    greenlet = ready._greenlet
+                    # Still parked, and its wakeup has not run: run it now.
+                    if greenlet is not None and ready._set and state.streak < _DIRECT_SWITCHES:
+                        state.streak += 1
+                        ready._callback.stop()
+                        if greenlet.switch() is _TIMED_OUT:
+                            return False
+                        continue
+                state.streak = 0
                 if hub.switch() is _TIMED_OUT:
                     return False
+                # Otherwise set() woke us, or a wakeup meant for an earlier
+                # wait on this signal arrived late: re-check.
             self._set = False
             return True
         finally:
@@ -250,8 +231,9 @@ class GeventSignal:
             state.waiting -= 1
             if not state.waiting:
                 state.watcher.ref = False
-            timer.stop()
-            timer.close()
+            if timer is not None:
+                timer.stop()
+                timer.close()
 
     def _bind(self, hub: Any) -> None:
         """Park in *hub* from now on, and have set() deliver there.

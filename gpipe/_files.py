@@ -150,9 +150,13 @@ def open_end(
     elif isinstance(buffering, bool) or not isinstance(buffering, int):
         raise TypeError(f"buffering must be an integer or None, not {type(buffering).__name__!r}")
     if binary:
-        for name, value in (("encoding", encoding), ("errors", errors), ("newline", newline)):
+        for name, value in (
+            ("an encoding", encoding),
+            ("an errors", errors),
+            ("a newline", newline),
+        ):
             if value is not None:
-                raise ValueError(f"binary mode doesn't take a {name} argument")
+                raise ValueError(f"binary mode doesn't take {name} argument")
     line_buffering = not binary and buffering == 1
     if buffering < 0 or line_buffering:
         buffering = FILE_BUFFER

@@ -286,8 +286,14 @@ class PipeReader(_End):
 
     Closing the reader makes blocked and later writes raise
     :exc:`~gpipe.ClosedPipeError` (or the error given to
-    :meth:`close_with_error`). A reader collected without being closed
-    emits :exc:`ResourceWarning` and is closed then.
+    :meth:`close_with_error`, or the exception that left its ``with``
+    block). A reader collected without being closed emits
+    :exc:`ResourceWarning` and is closed then.
+
+    Its ``read(n)`` returns the bytes of at most one write, which may
+    be fewer than *n* before EOF: give consumers that expect *n* bytes
+    (:func:`pickle.load`, :mod:`tarfile`'s ``"r|*"``) a buffered
+    :meth:`makefile` instead.
     """
 
     __slots__ = ()
@@ -366,7 +372,7 @@ class PipeReader(_End):
         :raises TypeError: *buffering* is not an integer or ``None``.
         :raises ClosedPipeError: this reader is closed.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
@@ -570,8 +576,11 @@ class PipeWriter(_End):
 
     Closing the writer makes reads return EOF once the data written
     before was read; :meth:`close_with_error` makes them raise its error
-    instead. A writer collected without being closed emits
-    :exc:`ResourceWarning`, and reads then raise
+    instead. EOF means that the writer finished, and nothing else:
+    leaving the writer's ``with`` block by an exception, or a
+    :meth:`close` that runs while an exception is being handled,
+    closes it with that exception. A writer collected without being
+    closed emits :exc:`ResourceWarning`, and reads then raise
     :exc:`~gpipe.ClosedPipeError`, never EOF: a clean EOF would pass
     truncated data off as complete.
     """
@@ -704,7 +713,7 @@ class PipeWriter(_End):
         :raises TypeError: *buffering* is not an integer or ``None``.
         :raises ClosedPipeError: this writer is closed.
 
-        .. versionadded:: 0.2.0
+        .. versionadded:: 0.1.0
         """
         return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 

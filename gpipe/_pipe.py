@@ -17,7 +17,7 @@ import operator
 import sys
 import warnings
 from types import TracebackType
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from zope.interface import implementer
 
@@ -38,9 +38,6 @@ DEFAULT_CHUNK = 65536
 
 # readall() asks for "the rest of the current write, however long".
 _WHOLE_WRITE = sys.maxsize
-
-
-_E = TypeVar("_E", bound="_End")
 
 
 def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
@@ -183,10 +180,6 @@ class _End(io.RawIOBase):
                 f"not {type(exc).__name__!r}"
             )
         self._shut(exc)
-
-    def __enter__(self: _E) -> _E:
-        """Return this end; :class:`ValueError` if it is closed."""
-        return super().__enter__()
 
     def __exit__(
         self,

@@ -171,6 +171,11 @@ class ConsumerWriter(PipeWriter, Generic[T]):
     def join(self, timeout: float | None = None) -> T:
         """Close this writer if still open, wait for the consumer, return its result.
 
+        The close is :meth:`~gpipe.PipeWriter.close`: called while an
+        exception is being handled (in a ``finally`` block on the way
+        out of an error), it closes the writer with that exception, so
+        the consumer never takes a cut-off stream for a whole one.
+
         Can be called again: it returns the same result or raises the
         same error.
 
@@ -236,6 +241,12 @@ def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Consum
     - :meth:`~gpipe.PipeWriter.close` stays non-blocking; the reader
       then sees EOF. :meth:`~gpipe.PipeWriter.close_with_error` makes
       its reads raise the error given.
+    - Leaving the writer's ``with`` block by an exception closes the
+      writer with it and does not wait (see
+      :meth:`ConsumerWriter.__exit__`): *fn*'s reads raise it, or a
+      :exc:`~gpipe.ClosedPipeError` caused by it for a
+      :exc:`KeyboardInterrupt` or :exc:`SystemExit`, which reaches the
+      caller once, from the ``with`` block.
 
     *fn*'s outcome is kept for :meth:`ConsumerWriter.join` and never
     reported otherwise.

@@ -17,7 +17,14 @@ from typing import Any, Optional
 # makefile()'s default buffer: one 64 KiB write per handoff, as iter_chunks.
 FILE_BUFFER = 65536
 
-_STOPS = (StopIteration, StopAsyncIteration)
+# The exceptions that end an iteration, which a close error must never do.
+STOPS = (StopIteration, StopAsyncIteration)
+
+
+def not_the_end(exc: BaseException) -> RuntimeError:
+    """What an iteration over a pipe raises for a StopIteration close error,
+    as PEP 479 has generators do (raise it ``from exc``)."""
+    return RuntimeError(f"the pipe's writer was closed with {type(exc).__name__}")
 
 
 def _raw(f: Any) -> Any:
@@ -79,8 +86,8 @@ class _ReaderRules(_Rules):
     def __next__(self) -> Any:
         try:
             line = self.readline()  # type: ignore[attr-defined]
-        except _STOPS as exc:
-            raise RuntimeError(f"the pipe's writer was closed with {type(exc).__name__}") from exc
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
         if not line:
             raise StopIteration
         return line

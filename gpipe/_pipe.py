@@ -2,10 +2,10 @@
 
 The ends are :class:`io.RawIOBase` files with one rule that Python's
 files do not have: a close that comes from a failure -- an exception
-leaving a ``with`` block, a close while an exception is being handled,
-a write that failed, a file collected without being closed -- closes
-the pipe with an error, never cleanly, so that the reader's ``b""``
-keeps meaning "the writer finished".
+leaving a ``with`` block, a writer's close while an exception is being
+handled, an end or a ``makefile()`` file collected without being
+closed -- closes the pipe with an error, never cleanly, so that the
+reader's ``b""`` keeps meaning "the writer finished".
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ from zope.interface import implementer
 from ._backends import get_backend
 from ._core import Pipe
 from ._errors import ClosedPipeError
-from ._files import open_end
+from ._files import STOPS, not_the_end, open_end
 from .interfaces import IPipeReader, IPipeWriter
 
 __all__ = ["ChunkIterator", "PipeReader", "PipeWriter", "pipe"]
-
-# The exceptions that end an iteration, which a close error must never do.
-_STOPS = (StopIteration, StopAsyncIteration)
 
 # iter_chunks()'s default: large enough to amortise a switch per chunk,
 # small enough to keep a server's many bodies in constant memory.
@@ -94,13 +91,6 @@ def _peer_error(exc: BaseException, who: str) -> BaseException:
     if isinstance(exc, Exception):
         return exc
     err = ClosedPipeError(f"the {who} was interrupted by {type(exc).__name__}")
-    err.__cause__ = exc
-    return err
-
-
-def _not_the_end(exc: BaseException) -> RuntimeError:
-    """What an iteration raises for a StopIteration given as a close error."""
-    err = RuntimeError(f"the pipe's writer was closed with {type(exc).__name__}")
     err.__cause__ = exc
     return err
 
@@ -381,8 +371,8 @@ class PipeReader(_End):
         """
         try:
             line = self.readline()
-        except _STOPS as exc:
-            raise _not_the_end(exc) from exc
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
         if not line:
             raise StopIteration
         return line
@@ -542,8 +532,8 @@ class ChunkIterator:
             raise StopIteration
         try:
             data = self._reader.read(self._size)
-        except _STOPS as exc:
-            raise _not_the_end(exc) from exc
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
         if not data:
             self._reader.close()
             raise StopIteration

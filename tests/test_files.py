@@ -126,6 +126,23 @@ def test_reader_with_block_left_by_base_exception(bk):
         w.write(b"x")
 
 
+@pytest.mark.parametrize("bk", ["gevent"], indirect=True)
+def test_writer_with_block_of_killed_greenlet(bk):
+    r, w = bk.pipe()
+
+    def produce():
+        with w:
+            w.write(b"never read")
+
+    g = gevent.spawn(produce)
+    bk.wait_blocked(w)
+    g.kill(block=True, timeout=WAIT)
+    assert g.dead
+    with pytest.raises(gpipe.ClosedPipeError, match="the writer was interrupted by GreenletExit"):
+        r.read()
+    r.close()
+
+
 def test_first_close_still_wins_in_with_block(bk):
     r, w = bk.pipe()
     first = LookupError("first")
@@ -403,6 +420,20 @@ def test_makefile_reader_with_block_left_by_exception(bk, mode):
     with pytest.raises(ValueError, match="bad header") as info:
         task.get()
     assert info.value is boom
+
+
+@pytest.mark.parametrize("mode", ["r", "rb"])
+def test_makefile_reader_close_during_error_is_plain(bk, mode):
+    r, w = bk.pipe()
+    f = r.makefile(mode)
+    try:
+        raise OSError("client went away")
+    except OSError:
+        f.close()
+    assert r.closed
+    with pytest.raises(gpipe.ClosedPipeError, match="write to a pipe whose reader was closed"):
+        w.write(b"x")
+    w.close()
 
 
 def collected(fn: Callable[[], Any]) -> list[str]:

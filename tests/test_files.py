@@ -507,11 +507,13 @@ def test_makefile_writer_of_dead_task_fails_the_pipe(bk, mode, monkeypatch):
             f.write("x" * 1000 if mode == "w" else b"x" * 1000)
         raise OSError("the producer died")
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
         reports = die(bk, produce, monkeypatch)
+        consumer.get()
+        gc.collect()
     assert OSError in reports
-    consumer.get()
+    assert [str(c.message)[:25] for c in caught] == ["unclosed <gpipe file mode"]
     data, err = reader_saw[0]
     assert isinstance(err, gpipe.ClosedPipeError), (len(data), err)
     assert str(err) == "write end collected without close"
@@ -520,13 +522,15 @@ def test_makefile_writer_of_dead_task_fails_the_pipe(bk, mode, monkeypatch):
 
 
 def test_makefile_files_refuse_copy_and_pickle(bk):
-    r, w = bk.pipe()
-    for f in (r.makefile("rb"), r.makefile("r"), w.makefile("wb"), w.makefile("w")):
+    for mode in ("rb", "r", "wb", "w"):
+        r, w = bk.pipe()
+        f = (r if "r" in mode else w).makefile(mode)
         for action in (copy.copy, copy.deepcopy, pickle.dumps):
             with pytest.raises(TypeError, match="cannot be copied or pickled"):
                 action(f)
-    r.close()
-    w.close()
+        f.close()
+        r.close()
+        w.close()
 
 
 # -- StopIteration is not the end ---------------------------------------------
@@ -601,10 +605,14 @@ def test_stop_iteration_from_spawned_producer(spawn):  # noqa: F811
         writer.write(b"the first part\n")
         next(iter([]))
 
+    r = gpipe.spawn_producer(fn)
     with pytest.raises(RuntimeError, match="closed with StopIteration"):
-        list(gpipe.spawn_producer(fn).iter_chunks())
+        list(r.iter_chunks())
+    r.close()
+    r = gpipe.spawn_producer(fn)
     with pytest.raises(RuntimeError, match="closed with StopIteration"):
-        list(gpipe.spawn_producer(fn))
+        list(r)
+    r.close()
     r = gpipe.spawn_producer(fn)
     assert r.read(100) == b"the first part\n"
     with pytest.raises(StopIteration):

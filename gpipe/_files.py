@@ -45,11 +45,15 @@ class _Rules:
         tb: Optional[TracebackType],
     ) -> None:
         if exc is None:
-            self.close()  # type: ignore[attr-defined]
+            self._finish()
         else:
             # Not self.close(): a writer's flush could block on the way out
             # of an error, and the error is all the reader needs to know.
             _raw(self).__exit__(exc_type, exc, tb)
+
+    def _finish(self) -> None:
+        """The close of a ``with`` block that ended normally."""
+        self.close()  # type: ignore[attr-defined]
 
     def __del__(self) -> None:
         # Instead of IOBase's finaliser, which flushes and closes cleanly.
@@ -106,6 +110,12 @@ class _WriterRules(_Rules):
             # ``with`` block by it, without the flush.
             raw.__exit__(type(failure), failure, failure.__traceback__)
             return
+        self._finish()
+
+    def _finish(self) -> None:
+        raw = _raw(self)
+        if raw.closed:
+            return
         try:
             self.flush()  # type: ignore[attr-defined]
         except BaseException as exc:
@@ -113,6 +123,9 @@ class _WriterRules(_Rules):
             # flush: the bytes it withdrew would never be missed.
             raw.__exit__(type(exc), exc, exc.__traceback__)
             raise
+        # Cleanly, whatever exception an outer block may be handling: the
+        # file's own close() or with block decided that the data is whole.
+        raw.close_with_error(None)
         super().close()  # type: ignore[misc]
 
 

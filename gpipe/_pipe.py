@@ -177,7 +177,7 @@ class _End(io.RawIOBase):
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        """Close this end: with *exc* if the block raised, else as :meth:`close`.
+        """Close this end: with *exc* if the block raised, else cleanly.
 
         An :exc:`Exception` leaving the block is what the other end's
         calls raise; any other exception (:exc:`KeyboardInterrupt`, a
@@ -185,7 +185,7 @@ class _End(io.RawIOBase):
         ``__cause__``. The exception goes on unchanged.
         """
         if exc is None:
-            self.close()
+            self._shut(None)
         else:
             self._shut(_peer_error(exc, self._who))
 
@@ -642,8 +642,13 @@ class PipeWriter(_End):
         (a :exc:`StopIteration` too, which ends no iteration over the
         pipe), else a :exc:`~gpipe.ClosedPipeError` with it as
         ``__cause__`` (a :exc:`KeyboardInterrupt` or a kill is delivered
-        once, to the code it interrupted). A normal exit is
-        :meth:`close`. The exception goes on unchanged.
+        once, to the code it interrupted). The exception goes on
+        unchanged.
+
+        A normal exit closes the writer cleanly: readers get EOF. The
+        block is known to have finished, so unlike a bare
+        :meth:`close` this holds even inside an ``except`` block that
+        handles some other error.
         """
         super().__exit__(exc_type, exc, tb)
 
@@ -665,13 +670,15 @@ class PipeWriter(_End):
         The file keeps the pipe's guarantee that a cut-off stream never
         ends with a clean EOF:
 
-        - its :meth:`~io.IOBase.close` (or a normal exit from its
-          ``with`` block) flushes, then closes this writer cleanly; if
-          the flush fails, this writer is closed with that error;
-        - leaving its ``with`` block by an exception, or closing it
-          while an exception is being handled, closes this writer with
-          that exception (as :meth:`__exit__` says) *without* flushing:
-          what the buffer held is dropped, and nothing blocks;
+        - a normal exit from its ``with`` block, or its
+          :meth:`~io.IOBase.close`, flushes, then closes this writer
+          cleanly; if the flush fails, this writer is closed with that
+          error;
+        - leaving its ``with`` block by an exception, or a ``close()``
+          while an exception is being handled (as for :meth:`close`),
+          closes this writer with that exception (as :meth:`__exit__`
+          says) *without* flushing: what the buffer held is dropped,
+          and nothing blocks;
         - a file collected without being closed (its greenlet or thread
           died, or forgot it) emits :exc:`ResourceWarning` and closes
           this writer as if it were collected itself: reads raise

@@ -207,16 +207,20 @@ class ConsumerWriter(PipeWriter, Generic[T]):
     ) -> None:
         """Join the consumer if the block ended normally, else close with *exc*.
 
-        On a normal exit this is :meth:`join`, whose errors are raised
-        here. Leaving the block by an :exc:`Exception` makes the
-        consumer's reads raise it; by any other exception
-        (:exc:`KeyboardInterrupt`, :exc:`SystemExit`, a kill), a
-        :exc:`~gpipe.ClosedPipeError` with it as ``__cause__``, so that
-        it reaches the caller once, from the ``with`` block, and the
-        consumer never raises it again. In both cases it does not wait
-        for the consumer, and the exception goes on unchanged.
+        On a normal exit this closes the writer cleanly (even inside an
+        ``except`` block that handles another error) and is
+        :meth:`join`, whose errors are raised here.
+
+        Leaving the block by an :exc:`Exception` makes the consumer's
+        reads raise it; by any other exception (:exc:`KeyboardInterrupt`,
+        :exc:`SystemExit`, a kill), a :exc:`~gpipe.ClosedPipeError` with
+        it as ``__cause__``, so that it reaches the caller once, from the
+        ``with`` block, and the consumer never raises it again. Then it
+        does not wait for the consumer, and the exception goes on
+        unchanged.
         """
         if exc is None:
+            self.close_with_error(None)  # the block finished: EOF
             self.join()
         else:
             super().__exit__(exc_type, exc, tb)

@@ -31,8 +31,8 @@ class ICloser(Interface):
     :meth:`close_with_error` never replaces the error an earlier one
     gave. Closing either end wakes every call blocked on both ends.
 
-    An end is a context manager. Leaving its ``with`` block normally is
-    :meth:`close`; leaving it by an exception closes the end with that
+    An end is a context manager. Leaving its ``with`` block normally
+    closes it cleanly; leaving it by an exception closes the end with that
     exception, so that the other end raises it: the very instance if it
     is an :exc:`Exception`, else (:exc:`KeyboardInterrupt`,
     :exc:`SystemExit`, a kill) a :exc:`~gpipe.ClosedPipeError` with it

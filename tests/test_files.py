@@ -190,6 +190,39 @@ def test_close_in_except_block_and_the_clean_close(bk):
     r.close()
 
 
+@pytest.mark.parametrize("how", ["raw", "wb", "w"])
+def test_with_block_inside_except_block_closes_cleanly(bk, how):
+    """A with block that finished says the data is whole, whatever is being handled."""
+    r, w = bk.pipe()
+
+    def produce():
+        try:
+            raise KeyError("no such record")
+        except KeyError:
+            if how == "raw":
+                with w:
+                    w.write(b"fallback")
+            else:
+                with w.makefile(how) as f:
+                    f.write("fallback" if how == "w" else b"fallback")
+
+    task = bk.go(produce)
+    assert drain(r) == (b"fallback", None)
+    task.get()
+
+
+@pytest.mark.parametrize("mode", ["w", "wb"])
+def test_makefile_close_inside_except_block_fails_the_pipe(bk, mode):
+    """A bare close() there is taken as the way out of the error."""
+    r, w = bk.pipe()
+    f = w.makefile(mode)
+    try:
+        raise KeyError("no such record")
+    except KeyError:
+        f.close()
+    assert isinstance(reads_error(r), KeyError)
+
+
 def test_close_after_handled_error_is_eof(bk):
     r, w = bk.pipe()
     try:
@@ -678,6 +711,19 @@ def test_producer_makefile_left_open_fails_the_pipe(spawn):  # noqa: F811
             r.read()
     r.close()
     spawn.ended()
+
+
+def test_consumer_with_block_inside_except_block_joins(spawn):  # noqa: F811
+    if spawn.name == "threading" and UNDER_PATCHING:
+        pytest.xfail("under patching a threading-backend task is a greenlet (see conftest)")
+    try:
+        raise LookupError("handled by the program")
+    except LookupError:
+        with gpipe.spawn_consumer(lambda r: r.read()) as w:
+            w.write(b"an error page")
+    assert w.join() == b"an error page"
+    spawn.ended()
+    assert spawn.reports == []
 
 
 CONSUMER_INTERRUPTED = """

@@ -1,9 +1,19 @@
 """The pipe core: all state of one pipe, shared by its two ends.
 
 One private object holds the gates, the pending write, the waiting
-reader, the two close errors and the signals; ``PipeReader`` and
-``PipeWriter`` only hold a reference to it and delegate. Everything here
-runs with ``_mutex`` held, except the waits on a signal, which release it.
+reader, the two close errors and the semaphores the blocked calls wait
+on; ``PipeReader`` and ``PipeWriter`` only hold a reference to it and
+delegate. This is Go's ``io.pipe`` (``src/io/pipe.go``) with its
+channels spelled out:
+
+* the read and write gates serialise the calls of each side, so that
+  each write stays contiguous (Go's ``wrMu``);
+* a waiting reader publishes its request (``_want``), a waiting writer
+  its data (``_wview``); each waits on its side's semaphore, which is
+  released exactly once per wait: by the call that completes the
+  handoff, or by a close (Go's ``done``);
+* the state is guarded by ``_mutex``, a native lock held for a few
+  bytecodes at a time and never while waiting.
 
 A handoff is done by whichever side arrives second: a writer that finds
 a reader waiting copies into the reader's buffer and returns without
@@ -19,9 +29,11 @@ A pipe made with ``bufsize > 0`` also keeps up to that many bytes in
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
+from ._backends import _original
 from ._errors import ClosedPipeError
 
 _monotonic = time.monotonic
@@ -37,13 +49,35 @@ Got = Union[int, bytes]
 # or _PLAIN for a close without an error.
 _Close = tuple[Optional[BaseException], Any]
 _PLAIN: _Close = (None, None)
-# A gate (one per side) serialises the calls of that side, so that each
-# write stays contiguous: None when free, _BUSY when a call owns it, and a
-# deque of the signals of the calls queued behind the owner, in arrival
-# order, once one had to queue. The owner hands the gate straight to the
-# first of them when it leaves.
+# A gate (one per side) serialises the calls of that side: None when free,
+# _BUSY when a call owns it, and a deque of the calls queued behind the
+# owner, in arrival order, once one had to queue. Each queued call waits on
+# an event of its own; the owner hands the gate straight to the first live
+# one when it leaves. (Not one shared semaphore: a gevent semaphore belongs
+# to one hub, and calls from several native threads may queue at a gate.)
 Gate = Union[None, tuple[()], deque[Any]]
 _BUSY: tuple[()] = ()
+
+# Where a wait runs: a token that lives exactly as long as its native
+# thread, kept in a thread-local of the unpatched _thread module. A waiting
+# call records a weak reference to it; once that thread has exited, a call
+# still "waiting" there can never run again (a greenlet of a hub whose
+# thread is gone), and the others stop waiting for it.
+_per_thread = _original("_thread", "_local")()
+
+
+class _Thread:
+    __slots__ = ("__weakref__",)
+
+
+def _thread_ref() -> Callable[[], Any]:
+    """A weak reference to the calling native thread's token."""
+    try:
+        return _per_thread.ref  # type: ignore[no-any-return]
+    except AttributeError:
+        token = _per_thread.token = _Thread()
+        ref = _per_thread.ref = weakref.ref(token)
+        return ref
 
 
 def _consumed(exc: BaseException, count: int) -> None:
@@ -52,6 +86,18 @@ def _consumed(exc: BaseException, count: int) -> None:
         exc.consumed = count  # type: ignore[attr-defined]
     except (AttributeError, TypeError):  # an exception type without a __dict__
         pass
+
+
+def _dead_end(exc: BaseException, what: str) -> None:
+    """Say which pipe call a LoopExit stopped (gevent's message names none)."""
+    note = (
+        f"gpipe: {what} was blocked, and nothing else could run: no greenlet of "
+        "this thread was ready and no other native thread was alive to complete it"
+    )
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # Python 3.10: no notes; the message carries it
+        exc.args = (f"{exc.args[0] if exc.args else ''}\n{note}", *exc.args[1:])
 
 
 class Pipe:
@@ -64,31 +110,46 @@ class Pipe:
         "_mutex",
         "_rclosed",
         "_rgate",
-        "_rsig",
+        "_rsem",
+        "_rsem_ref",
+        "_rwaiter",
         "_want",
         "_wclosed",
         "_wgate",
         "_woff",
-        "_wsig",
+        "_wsem",
+        "_wsem_ref",
         "_wview",
+        "_wwaiter",
         "backend",
         "bufsize",
     )
 
     def __init__(self, backend: Any, bufsize: int = 0) -> None:
         self.backend = backend
-        self._mutex = backend.mutex()
+        # Reentrant: a garbage collection inside a call may run a finaliser
+        # that closes an end of this very pipe in the same thread.
+        self._mutex = _original("_thread", "RLock")()
         self._rgate: Gate = None
         self._wgate: Gate = None
-        # The signal each side blocks on, made on first use: the reader's
-        # is set when a writer fills _want (or on a close), the writer's
-        # when readers used _wview up (or on a close).
-        self._rsig: Any = None
-        self._wsig: Any = None
-        self._want: Optional[Want] = None  # the waiting reader's request
-        self._got: Optional[Got] = None  # what a writer put into _want
-        self._wview: Optional[memoryview] = None  # the waiting writer's data
-        self._woff = 0  # how much of _wview readers consumed
+        # The semaphore each side waits on, made on first use, and again
+        # when that side first waits in another native thread (a gevent
+        # semaphore belongs to the hub of the thread that waited first).
+        # Its count is 0 whenever no call of that side waits.
+        self._rsem: Any = None
+        self._wsem: Any = None
+        self._rsem_ref: Any = None  # the thread the semaphore was made for
+        self._wsem_ref: Any = None
+        # While a call waits: its thread (see _thread_ref), else None.
+        self._rwaiter: Any = None
+        self._wwaiter: Any = None
+        # The waiting reader's request, until a writer or a close takes it.
+        self._want: Optional[Want] = None
+        self._got: Optional[Got] = None  # what a writer put into the request
+        # The waiting writer's data, until readers used it up or a close
+        # took it, and how much of it readers consumed.
+        self._wview: Optional[memoryview] = None
+        self._woff = 0
         # Bytes accepted from writers and not read yet, read before anything
         # else: up to bufsize of them, plus any a writer handed to a reader
         # that was interrupted before it could return them. A bytearray
@@ -120,12 +181,16 @@ class Pipe:
             self._wake_all()
 
     def _wake_all(self) -> None:
-        # Calls queued at a gate need no wakeup here: the call that owns the
-        # gate is woken, fails, and hands the gate on, and so on down the queue.
+        # Take whatever waits and release it: each wait is released once,
+        # by whoever takes it. Calls queued at a gate need no wakeup: the
+        # owner of the gate is woken, fails, and hands the gate on, and so
+        # on down the queue.
         if self._want is not None:
-            self._rsig.set()
+            self._want = None
+            self._rsem.release()
         if self._wview is not None:
-            self._wsig.set()
+            self._wview = None
+            self._wsem.release()
 
     # -- errors ------------------------------------------------------------
 
@@ -138,13 +203,19 @@ class Pipe:
         return exc.with_traceback(tb)
 
     def _write_error(self) -> BaseException:
+        """The error of a write that readers took nothing of."""
+        exc: Optional[BaseException]
         if self._wclosed:
-            return ClosedPipeError("write to a closed PipeWriter")
-        assert self._rclosed is not None
-        exc, tb = self._rclosed
-        if exc is None:
-            return ClosedPipeError("write to a pipe whose reader was closed")
-        return exc.with_traceback(tb)
+            exc = ClosedPipeError("write to a closed PipeWriter")
+        else:
+            assert self._rclosed is not None
+            exc, tb = self._rclosed
+            if exc is None:
+                exc = ClosedPipeError("write to a pipe whose reader was closed")
+            else:
+                exc = exc.with_traceback(tb)
+        _consumed(exc, 0)
+        return exc
 
     def _eof(self, want: Want) -> Got:
         """What a read returns once the writer is closed and nothing is left."""
@@ -162,53 +233,90 @@ class Pipe:
         """The checks of a write, for an empty write that must not block."""
         with self._mutex:
             if self._closed:
-                exc = self._write_error()
-                _consumed(exc, 0)
-                raise exc
+                raise self._write_error()
 
     # -- gates -------------------------------------------------------------
 
-    def _queue_at_gate(self, reading: bool, deadline: Optional[float]) -> None:
-        """Wait until the busy gate of one side is handed to this call."""
-        queue = self._rgate if reading else self._wgate
-        if not isinstance(queue, deque):
-            queue = deque()
+    def _enter_gate(self, reading: bool, deadline: Optional[float]) -> None:
+        """Own the busy gate of one side: reclaim it from a call that can
+        never run again, or wait until it is handed to this call."""
+        if reading:
+            waiter = self._rwaiter
+            if waiter is not None and waiter() is None:
+                self._abandon_read()
+            gate = self._rgate
+        else:
+            waiter = self._wwaiter
+            if waiter is not None and waiter() is None:
+                self._abandon_write()
+            gate = self._wgate
+        if gate is None:
             if reading:
-                self._rgate = queue
+                self._rgate = _BUSY
             else:
-                self._wgate = queue
-        # A signal of its own: a late wakeup of a shared one would look like
-        # a handover.
-        waiter = self.backend.signal()
-        queue.append(waiter)
+                self._wgate = _BUSY
+            return
+        if not isinstance(gate, deque):
+            gate = deque()
+            if reading:
+                self._rgate = gate
+            else:
+                self._wgate = gate
+        entry = (self.backend.event(), _thread_ref())
+        gate.append(entry)
         try:
             timeout = None if deadline is None else max(0.0, deadline - _monotonic())
             self._mutex.release()
             try:
-                handed = waiter.wait(timeout)
+                self.backend.wait(entry[0], timeout)
             finally:
                 self._mutex.acquire()
-            if not handed:
+            # Re-check: the handover may have raced the timeout.
+            if not entry[0].is_set():
                 raise TimeoutError("timed out waiting for another call on this end")
         except BaseException:
             try:
-                queue.remove(waiter)
+                gate.remove(entry)
             except ValueError:
-                # The gate was handed to this call after the interruption
-                # landed: pass it on rather than lose it.
-                if queue:
-                    queue.popleft().set()
-                elif reading:
-                    self._rgate = None
-                else:
-                    self._wgate = None
+                # The gate was handed to this call after all: pass it on
+                # rather than lose it.
+                self._leave_gate(reading)
             raise
+
+    def _leave_gate(self, reading: bool) -> None:
+        """Hand the gate to the first live call queued at it, or free it."""
+        gate = self._rgate if reading else self._wgate
+        while gate:
+            event, thread = gate.popleft()
+            if thread() is not None:
+                event.set()  # the gate stays busy: it is that call's now
+                return
+        if reading:
+            self._rgate = None
+        else:
+            self._wgate = None
+
+    def _abandon_read(self) -> None:
+        """The read that owns the gate waits in a thread that has exited."""
+        # Bytes a writer already put into its request were counted as read
+        # by that writer: keep them for the next read.
+        self._keep_unread(self._want if self._want is not None else 0)
+        self._want = self._got = self._rwaiter = None
+        self._rsem = self._rsem_ref = None  # it belonged to that thread's hub
+        self._leave_gate(True)
+
+    def _abandon_write(self) -> None:
+        """The write that owns the gate waits in a thread that has exited:
+        withdraw what is left of it, as for a write that was killed."""
+        self._wview = self._wwaiter = None
+        self._wsem = self._wsem_ref = None
+        self._leave_gate(False)
 
     # -- reading -----------------------------------------------------------
     #
     # read() and write() are the hot path: each is one function, with the
-    # gate, the deadline and the wait inlined, because at small sizes the
-    # cost of a handoff is its Python bytecode, not its copy.
+    # uncontended gate, the deadline and the wait inlined, because at small
+    # sizes the cost of a handoff is its Python bytecode, not its copy.
 
     def read(self, want: Want, timeout: Optional[float]) -> Got:
         """Fill *want* from the next write; ``0``/``b""`` at EOF."""
@@ -219,7 +327,7 @@ class Pipe:
             if self._rgate is None:
                 self._rgate = _BUSY
             else:
-                self._queue_at_gate(True, deadline)
+                self._enter_gate(True, deadline)
             try:
                 if self._closed or self._buf:
                     if self._rclosed:
@@ -228,6 +336,9 @@ class Pipe:
                         return self._read_buffered(want)
                     return self._eof(want)
                 view = self._wview
+                if view is not None and self._wwaiter() is None:
+                    self._abandon_write()  # its thread is gone: never read it
+                    view = None
                 if view is not None:
                     # A write is pending: copy from it; wake its writer once
                     # it is used up.
@@ -243,52 +354,76 @@ class Pipe:
                         want[:n] = view[off : off + n]
                         off += n
                         got = n
+                    self._woff = off
                     if off == len(view):
-                        self._wview = None
-                        self._wsig.set()
-                    else:
-                        self._woff = off
+                        self._wview = None  # taken: this call releases it
+                        self._wsem.release()
                     return got
 
                 # Nothing to read yet: publish the request for the next
                 # writer to fill, and wait.
-                waiter = self._rsig
-                if waiter is None:
-                    waiter = self._rsig = self.backend.signal()
+                thread = _thread_ref()
+                sem = self._rsem
+                if self._rsem_ref is not thread:
+                    sem = self._rsem = self.backend.semaphore()
+                    self._rsem_ref = thread
+                self._rwaiter = thread
                 self._want = want
                 try:
-                    while True:
-                        timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+                    # Re-check before blocking: a garbage collection since
+                    # the check above may have run a finaliser that closed
+                    # an end (it saw no request to release).
+                    if self._want is not None and not self._closed:
+                        if deadline is not None:
+                            timeout = max(0.0, deadline - _monotonic())
                         mutex.release()
                         try:
-                            ok = waiter.wait(timeout)
+                            ok = self.backend.acquire(sem, timeout)
                         finally:
                             mutex.acquire()
-                        # Re-check all state: a writer may have filled the
-                        # request, a close may have run while we slept, or
-                        # the wakeup was late, meant for an earlier wait.
-                        filled = self._got
-                        if filled is not None:
-                            return filled
+                    else:
+                        ok = False
+                    if self._want is not None:
+                        # Nobody took the request: withdraw it.
+                        self._want = None
                         if self._closed:
                             if self._rclosed:
                                 raise self._read_error()
                             return self._eof(want)
-                        if not ok:
-                            raise TimeoutError("read timed out")
-                except BaseException:
-                    self._keep_unread(want)
+                        raise TimeoutError("read timed out")
+                    # Taken, and released once: by a writer that filled it,
+                    # or by a close. If that raced a timeout, the release is
+                    # still counted: take it back.
+                    if not ok:
+                        sem.acquire(False)
+                    got = self._got
+                    if got is not None:
+                        return got
+                    if self._rclosed:
+                        raise self._read_error()
+                    return self._eof(want)
+                except BaseException as exc:
+                    if self._want is not None:
+                        self._want = None  # withdrawn: no writer will fill it
+                    else:
+                        sem.acquire(False)  # a release may be counted: take it
+                        self._keep_unread(want)
+                    if isinstance(exc, self.backend.dead_end):
+                        _dead_end(exc, "a read from a PipeReader")
                     raise
                 finally:
-                    self._want = self._got = None
+                    self._got = self._rwaiter = None
             finally:
                 gate = self._rgate
                 if gate:
-                    gate.popleft().set()  # hand over: the gate stays busy
+                    self._leave_gate(True)
                 else:
                     self._rgate = None
         finally:
             mutex.release()
+            # No reference cycle through a traceback: the pipe and the
+            # caller's buffer are not kept by an exception raised here.
+            self = want = None  # type: ignore[assignment]
 
     def _keep_unread(self, want: Want) -> None:
         """An interrupted read: keep what a writer had already put into it."""
@@ -303,6 +438,7 @@ class Pipe:
                 kept = bytearray(got)
             # In front of whatever writers buffered since.
             self._buf = kept + self._buf
+        self._got = None
 
     def _read_buffered(self, want: Want) -> Got:
         buf = self._buf
@@ -341,8 +477,7 @@ class Pipe:
                 self._wgate is None
                 and not self._closed
                 and len(buf) + len(view) <= self.bufsize
-                # No reader waiting, or the one waiting was served already.
-                and (self._want is None or self._got is not None)
+                and self._want is None  # no reader waiting to be served
             ):
                 buf += view  # a bytearray when buffered
                 return True
@@ -362,16 +497,20 @@ class Pipe:
         if not isinstance(buf, bytearray):
             buf = self._buf = bytearray(buf)
         buf += view[off:end]
+        self._woff = end
         if end == len(view):
-            self._wview = None
-            self._wsig.set()
-        else:
-            self._woff = end
+            self._wview = None  # taken: this call releases it
+            self._wsem.release()
 
     # -- writing -----------------------------------------------------------
 
     def write(self, view: memoryview, timeout: Optional[float]) -> int:
-        """Hand all of the non-empty byte memoryview *view* to readers."""
+        """Hand all of the non-empty byte memoryview *view* to readers.
+
+        Returns ``len(view)``; or, when a close ends the write after
+        readers took part of it, that part's length (a short write: the
+        next write raises).
+        """
         deadline = None if timeout is None else _monotonic() + timeout
         mutex = self._mutex
         mutex.acquire()
@@ -380,20 +519,22 @@ class Pipe:
                 self._wgate = _BUSY
             else:
                 try:
-                    self._queue_at_gate(False, deadline)
+                    self._enter_gate(False, deadline)
                 except BaseException as exc:
                     _consumed(exc, 0)
                     raise
             try:
                 if self._closed:
-                    error = self._write_error()
-                    _consumed(error, 0)
-                    raise error
+                    raise self._write_error()
                 size = len(view)
                 want = self._want
-                if want is not None and self._got is None:
+                if want is not None and self._rwaiter() is None:
+                    self._abandon_read()  # its thread is gone: never fill it
+                    want = None
+                if want is not None:
                     # A reader is waiting: fill its request now, so that only
                     # the reader blocked for this handoff.
+                    self._want = None  # taken: this call releases it
                     if isinstance(want, int):
                         got = bytes(view[:want])
                         done = len(got)
@@ -404,7 +545,7 @@ class Pipe:
                             done = size
                         want[:done] = view[:done]
                         self._got = done
-                    self._rsig.set()
+                    self._rsem.release()
                     if done == size:
                         return size
                 else:
@@ -421,44 +562,67 @@ class Pipe:
                         done += room
 
                 # Publish the rest and wait until readers used it up.
-                waiter = self._wsig
-                if waiter is None:
-                    waiter = self._wsig = self.backend.signal()
-                self._wview = view
+                thread = _thread_ref()
+                sem = self._wsem
+                if self._wsem_ref is not thread:
+                    sem = self._wsem = self.backend.semaphore()
+                    self._wsem_ref = thread
+                self._wwaiter = thread
                 self._woff = done
+                self._wview = view
                 try:
-                    while True:
-                        timeout = None if deadline is None else max(0.0, deadline - _monotonic())
+                    # Re-check before blocking: a garbage collection since
+                    # the check above may have run a finaliser that closed
+                    # an end (it saw no write to release).
+                    if self._wview is not None and not self._closed:
+                        if deadline is not None:
+                            timeout = max(0.0, deadline - _monotonic())
                         mutex.release()
                         try:
-                            ok = waiter.wait(timeout)
+                            ok = self.backend.acquire(sem, timeout)
                         finally:
                             mutex.acquire()
-                        # Re-check all state: readers may have used the write
-                        # up, a close may have run while we slept, or the
-                        # wakeup was late, meant for an earlier wait.
-                        if self._wview is None:
-                            return size
-                        if self._closed:
-                            raise self._write_error()
-                        if not ok:
+                    else:
+                        ok = False
+                    if self._wview is not None:
+                        # Nobody took the write: withdraw the rest.
+                        self._wview = None
+                        if not self._closed:
                             raise TimeoutError("write timed out")
+                    elif not ok:
+                        # Taken and released once, racing a timeout: the
+                        # release is still counted; take it back.
+                        sem.acquire(False)
+                    done = self._woff
+                    if done == size:
+                        return size
+                    # A close ended it: readers took *done* bytes.
+                    if done:
+                        return done
+                    raise self._write_error()
                 except BaseException as exc:
-                    # What no reader took is withdrawn (below); say how much
-                    # was taken.
-                    _consumed(exc, size if self._wview is None else self._woff)
+                    if self._wview is not None:
+                        self._wview = None  # withdrawn: no reader will see it
+                    else:
+                        sem.acquire(False)  # a release may be counted: take it
+                    # What no reader took was withdrawn; say how much was taken.
+                    _consumed(exc, self._woff)
+                    if isinstance(exc, self.backend.dead_end):
+                        _dead_end(exc, "a write to a PipeWriter")
                     raise
                 finally:
-                    # Never keep the caller's buffer once write() returns.
-                    self._wview = None
+                    self._wwaiter = None
             finally:
                 gate = self._wgate
                 if gate:
-                    gate.popleft().set()  # hand over: the gate stays busy
+                    self._leave_gate(False)
                 else:
                     self._wgate = None
         finally:
             mutex.release()
+            # No reference cycle through a traceback: the pipe and the
+            # caller's buffer are not kept by an exception raised here.
+            self = view = None  # type: ignore[assignment]
 
     # -- introspection -----------------------------------------------------
 
@@ -466,7 +630,7 @@ class Pipe:
         """How many calls on one side are blocked now (for ``repr``)."""
         with self._mutex:
             if reading:
-                return len(self._rgate or ()) + (self._want is not None and self._got is None)
+                return len(self._rgate or ()) + (self._want is not None)
             return len(self._wgate or ()) + (self._wview is not None)
 
     def status(self) -> str:

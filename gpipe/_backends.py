@@ -117,17 +117,10 @@ class _Keepalive:
         self.waiting = 0  # calls of this hub in a kept-alive wait
         self.timer = hub.loop.timer(_RECHECK, _RECHECK)
 
-    def enter(self) -> None:
-        self.waiting += 1
-        timer = self.timer
-        timer.ref = True  # another thread is alive (the caller checked)
-        if not timer.active:
-            timer.start(_recheck, self)
-
-    def leave(self) -> None:
-        self.waiting -= 1
-        if not self.waiting:
-            self.timer.stop()
+    # Entering and leaving are inlined where the backend waits, with no
+    # Python call between the counter and the wait: an asynchronous
+    # exception (KeyboardInterrupt) lands at a function's entry, and must
+    # not leave the counter off by one.
 
 
 _get_hub: Any = None  # gevent.get_hub, bound by GeventBackend()
@@ -182,21 +175,33 @@ class GeventBackend:
             # raises LoopExit if nothing else in this thread can run.
             return bool(semaphore.acquire(True, timeout))
         keepalive = _keepalive()
-        keepalive.enter()
+        timer = keepalive.timer
+        keepalive.waiting += 1
         try:
+            timer.ref = True  # another thread is alive, as checked above
+            if not timer.active:
+                timer.start(_recheck, keepalive)
             return bool(semaphore.acquire(True, timeout))
         finally:
-            keepalive.leave()
+            keepalive.waiting -= 1
+            if not keepalive.waiting:
+                timer.stop()
 
     def wait(self, event: Any, timeout: Optional[float]) -> bool:
         if not _other_threads():
             return bool(event.wait(timeout))
         keepalive = _keepalive()
-        keepalive.enter()
+        timer = keepalive.timer
+        keepalive.waiting += 1
         try:
+            timer.ref = True
+            if not timer.active:
+                timer.start(_recheck, keepalive)
             return bool(event.wait(timeout))
         finally:
-            keepalive.leave()
+            keepalive.waiting -= 1
+            if not keepalive.waiting:
+                timer.stop()
 
 
 def _lock_timeout(timeout: Optional[float]) -> float:

@@ -170,7 +170,17 @@ class Pipe:
             self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
             self._closed = True
             self._buf = b""  # no one will read it: drop it, even when buffered
-            self._wake_all()
+            # Take whatever waits and release it, inline (no Python call
+            # between the close and the wakeups, where a KeyboardInterrupt
+            # could land): each wait is released once, by whoever takes it.
+            # Calls queued at a gate need no wakeup: the owner of the gate
+            # is woken, fails, and hands the gate on, and so on down the queue.
+            if self._want is not None:
+                self._want = None
+                self._rsem.release()
+            if self._wview is not None:
+                self._wview = None
+                self._wsem.release()
 
     def close_write(self, exc: Optional[BaseException]) -> None:
         with self._mutex:
@@ -178,19 +188,17 @@ class Pipe:
                 return  # the first close wins
             self._wclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
             self._closed = True
-            self._wake_all()
-
-    def _wake_all(self) -> None:
-        # Take whatever waits and release it: each wait is released once,
-        # by whoever takes it. Calls queued at a gate need no wakeup: the
-        # owner of the gate is woken, fails, and hands the gate on, and so
-        # on down the queue.
-        if self._want is not None:
-            self._want = None
-            self._rsem.release()
-        if self._wview is not None:
-            self._wview = None
-            self._wsem.release()
+            # Take whatever waits and release it, inline (no Python call
+            # between the close and the wakeups, where a KeyboardInterrupt
+            # could land): each wait is released once, by whoever takes it.
+            # Calls queued at a gate need no wakeup: the owner of the gate
+            # is woken, fails, and hands the gate on, and so on down the queue.
+            if self._want is not None:
+                self._want = None
+                self._rsem.release()
+            if self._wview is not None:
+                self._wview = None
+                self._wsem.release()
 
     # -- errors ------------------------------------------------------------
 
@@ -414,9 +422,16 @@ class Pipe:
                 finally:
                     self._got = self._rwaiter = None
             finally:
+                # Hand the gate on, inline (see _leave_gate): no Python call
+                # here, where a KeyboardInterrupt landing at its entry would
+                # keep the gate from a queued call, or turn a finished call
+                # into a failed one.
                 gate = self._rgate
-                if gate:
-                    self._leave_gate(True)
+                while gate:
+                    event, thread = gate.popleft()
+                    if thread() is not None:
+                        event.set()  # the gate stays busy: it is that call's now
+                        break
                 else:
                     self._rgate = None
         finally:
@@ -455,10 +470,22 @@ class Pipe:
             del buf[:n]  # a buffered pipe keeps appending to this one
         else:
             self._buf = buf[n:]
-        if self._wview is not None and not self._wclosed:
+        pending = self._wview
+        if pending is not None and not self._wclosed:
             # Room freed: take more of the blocked write. (Not once its own
             # end was closed: that write is failing, and withdraws the rest.)
-            self._refill()
+            # Inline, as in read(): the bytes above are already taken.
+            off = self._woff
+            end = min(len(pending), off + self.bufsize - len(self._buf))
+            if end > off:
+                buf = self._buf
+                if not isinstance(buf, bytearray):
+                    buf = self._buf = bytearray(buf)
+                buf += pending[off:end]
+                self._woff = end
+                if end == len(pending):
+                    self._wview = None  # taken: this call releases it
+                    self._wsem.release()
         return got
 
     def append(self, view: memoryview) -> bool:
@@ -484,23 +511,6 @@ class Pipe:
             return False
         finally:
             mutex.release()
-
-    def _refill(self) -> None:
-        """Move what fits of the pending write into the buffer."""
-        view = self._wview
-        assert view is not None
-        off = self._woff
-        end = min(len(view), off + self.bufsize - len(self._buf))
-        if end <= off:
-            return
-        buf = self._buf
-        if not isinstance(buf, bytearray):
-            buf = self._buf = bytearray(buf)
-        buf += view[off:end]
-        self._woff = end
-        if end == len(view):
-            self._wview = None  # taken: this call releases it
-            self._wsem.release()
 
     # -- writing -----------------------------------------------------------
 
@@ -531,46 +541,47 @@ class Pipe:
                 if want is not None and self._rwaiter() is None:
                     self._abandon_read()  # its thread is gone: never fill it
                     want = None
-                if want is not None:
-                    # A reader is waiting: fill its request now, so that only
-                    # the reader blocked for this handoff.
-                    self._want = None  # taken: this call releases it
-                    if isinstance(want, int):
-                        got = bytes(view[:want])
-                        done = len(got)
-                        self._got = got
-                    else:
-                        done = len(want)
-                        if size < done:
-                            done = size
-                        want[:done] = view[:done]
-                        self._got = done
-                    self._rsem.release()
-                    if done == size:
-                        return size
-                else:
-                    done = 0
-                if self.bufsize:
-                    # Buffer what fits (a buffered pipe's _buf is a bytearray).
-                    buf = self._buf
-                    room = self.bufsize - len(buf)
-                    if room >= size - done:
-                        buf += view[done:] if done else view
-                        return size
-                    if room > 0:
-                        buf += view[done : done + room]
-                        done += room
-
-                # Publish the rest and wait until readers used it up.
-                thread = _thread_ref()
-                sem = self._wsem
-                if self._wsem_ref is not thread:
-                    sem = self._wsem = self.backend.semaphore()
-                    self._wsem_ref = thread
-                self._wwaiter = thread
-                self._woff = done
-                self._wview = view
+                done = 0  # how much of view readers (or the buffer) took
+                published = False
                 try:
+                    if want is not None:
+                        # A reader is waiting: fill its request now, so that
+                        # only the reader blocked for this handoff.
+                        self._want = None  # taken: this call releases it
+                        if isinstance(want, int):
+                            got = bytes(view[:want])
+                            done = len(got)
+                            self._got = got
+                        else:
+                            done = len(want)
+                            if size < done:
+                                done = size
+                            want[:done] = view[:done]
+                            self._got = done
+                        self._rsem.release()
+                        if done == size:
+                            return size
+                    if self.bufsize:
+                        # Buffer what fits (a buffered pipe's _buf is a bytearray).
+                        buf = self._buf
+                        room = self.bufsize - len(buf)
+                        if room >= size - done:
+                            buf += view[done:] if done else view
+                            return size
+                        if room > 0:
+                            buf += view[done : done + room]
+                            done += room
+
+                    # Publish the rest and wait until readers used it up.
+                    thread = _thread_ref()
+                    sem = self._wsem
+                    if self._wsem_ref is not thread:
+                        sem = self._wsem = self.backend.semaphore()
+                        self._wsem_ref = thread
+                    self._wwaiter = thread
+                    self._woff = done
+                    self._wview = view
+                    published = True
                     # Re-check before blocking: a garbage collection since
                     # the check above may have run a finaliser that closed
                     # an end (it saw no write to release).
@@ -601,21 +612,30 @@ class Pipe:
                         return done
                     raise self._write_error()
                 except BaseException as exc:
-                    if self._wview is not None:
-                        self._wview = None  # withdrawn: no reader will see it
-                    else:
-                        sem.acquire(False)  # a release may be counted: take it
+                    if published:
+                        if self._wview is not None:
+                            self._wview = None  # withdrawn: no reader will see it
+                        else:
+                            sem.acquire(False)  # a release may be counted: take it
+                        done = self._woff
                     # What no reader took was withdrawn; say how much was taken.
-                    _consumed(exc, self._woff)
+                    _consumed(exc, done)
                     if isinstance(exc, self.backend.dead_end):
                         _dead_end(exc, "a write to a PipeWriter")
                     raise
                 finally:
                     self._wwaiter = None
             finally:
+                # Hand the gate on, inline (see _leave_gate): no Python call
+                # here, where a KeyboardInterrupt landing at its entry would
+                # keep the gate from a queued call, or turn a finished call
+                # into a failed one.
                 gate = self._wgate
-                if gate:
-                    self._leave_gate(False)
+                while gate:
+                    event, thread = gate.popleft()
+                    if thread() is not None:
+                        event.set()  # the gate stays busy: it is that call's now
+                        break
                 else:
                     self._wgate = None
         finally:

@@ -62,7 +62,12 @@ def _check_timeout(timeout: Any) -> Optional[float]:
         raise TypeError(
             f"timeout must be None or a number of seconds, not {type(timeout).__name__!r}"
         )
-    seconds = float(timeout)
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int too large for a float, such as 2**2000
+        raise ValueError(
+            f"timeout must be None or a finite number of seconds, not {timeout!r}"
+        ) from None
     if not seconds >= 0.0:  # also rejects NaN
         raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
     return None if math.isinf(seconds) else seconds
@@ -150,10 +155,13 @@ class _End(io.RawIOBase):
             return
         if self.closed:
             return
-        # stacklevel=1: a finaliser has no caller worth pointing at.
-        warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=1, source=self)
+        text = f"unclosed {self!r}"
+        # Fail the peer first: with warnings turned into errors (python -W
+        # error), the warning raises, and the peer must not wait forever.
         self._collected(core)
         io.RawIOBase.close(self)
+        # stacklevel=1: a finaliser has no caller worth pointing at.
+        warnings.warn(text, ResourceWarning, stacklevel=1, source=self)
 
     def _collected(self, core: Pipe) -> None:
         raise NotImplementedError
@@ -214,7 +222,10 @@ class PipeReader(_End):
                 raise ValueError(f"read size must be >= 0 or -1, not {size}")
             self._pipe.check_read()
             return b""
-        return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
+        try:
+            return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
+        finally:
+            self = None  # type: ignore[assignment]  # see readinto()
 
     def readinto(self, buffer: Any) -> int:
         """Read into the writable bytes-like *buffer*.
@@ -249,6 +260,9 @@ class PipeReader(_End):
         finally:
             if own:
                 view.release()
+            # A traceback through this frame (or a frame under it) keeps no
+            # reference to this end or to the caller's buffer.
+            self = buffer = None  # type: ignore[assignment]
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -393,6 +407,9 @@ class PipeWriter(_End):
             if own:
                 # Release the caller's buffer: it may be resized at once.
                 view.release()
+            # A traceback through this frame (or a frame under it) keeps no
+            # reference to this end or to the caller's buffer.
+            self = data = None  # type: ignore[assignment]
 
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_write(exc)

@@ -371,12 +371,16 @@ class PipeWriter(_End):
         ``write(b"")`` returns ``0`` at once, after the same checks as
         any write, and wakes no reader.
 
-        If the write raises (a close, a timeout, :class:`gevent.Timeout`,
-        a kill), the part no reader had consumed is withdrawn: no reader
+        If the write raises (a timeout, :class:`gevent.Timeout`, a kill,
+        a close), the part no reader had consumed is withdrawn: no reader
         ever sees it. The exception's ``consumed`` attribute, where it
-        can be set, is the number of bytes readers had consumed.
+        can be set, is the number of bytes readers had consumed. A close
+        of either end that ends the write after readers took part of it
+        makes it return that part's length instead (a short write, as
+        Go's ``Write`` returns its ``n``); the next write raises.
 
-        :return: ``len(data)`` in bytes.
+        :return: ``len(data)`` in bytes; fewer if a close cut the write
+            short.
         :raises TypeError: *data* is not bytes-like.
         :raises ClosedPipeError: this writer was closed, or the reader was
             closed (or collected) without an error.

@@ -155,11 +155,13 @@ class IPipeWriter(ICloser, ITimeouts):
     ``close_with_error(e)`` raises ``e``. A write on a writer this end's
     owner closed raises :exc:`~gpipe.ClosedPipeError`.
 
-    A write that raises (a close, a timeout, :class:`gevent.Timeout`,
-    :meth:`gevent.Greenlet.kill`) withdraws what readers had not
-    consumed yet, and tells how much they had: the exception's
+    A write that raises (a timeout, :class:`gevent.Timeout`,
+    :meth:`gevent.Greenlet.kill`, a close) withdraws what readers had
+    not consumed yet, and tells how much they had: the exception's
     ``consumed`` attribute is set to that number of bytes when the
-    exception allows attributes.
+    exception allows attributes. A close that ends a write after
+    readers took part of it makes the write return that count instead
+    (a short write); the next write raises the close error.
     """
 
     def write(data: Any) -> int:
@@ -168,7 +170,8 @@ class IPipeWriter(ICloser, ITimeouts):
         ``write(b"")`` returns ``0`` at once, after checking that the
         pipe is writable, and wakes no reader.
 
-        :return: ``len(data)`` in bytes.
+        :return: ``len(data)`` in bytes; fewer if a close cut the write
+            short after readers took part of it.
         :raises TypeError: *data* is not bytes-like (a :class:`str`, say).
         :raises ClosedPipeError: this writer was closed, or the reader
             was closed (or collected) without an error.

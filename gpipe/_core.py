@@ -28,9 +28,12 @@ A pipe made with ``bufsize > 0`` also keeps up to that many bytes in
 
 from __future__ import annotations
 
+import io
+import re
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, Callable, Optional, Union
 
 from ._backends import _original
@@ -38,8 +41,10 @@ from ._errors import ClosedPipeError
 
 _monotonic = time.monotonic
 
-# What a reader asks for: a writable byte memoryview to fill (``readinto``)
-# or a maximum number of bytes to be returned as bytes (``read``).
+# What a reader asks for: a writable byte memoryview to fill (``readinto``),
+# a maximum number of bytes to be returned as bytes (``read``), or, as a
+# negative int -n, at most n bytes that end after the first newline if
+# there is one in them (a part of ``readline``).
 Want = Union[memoryview, int]
 # What a reader gets: a byte count for a memoryview, bytes for an int.
 Got = Union[int, bytes]
@@ -57,6 +62,8 @@ _PLAIN: _Close = (None, None)
 # to one hub, and calls from several native threads may queue at a gate.)
 Gate = Union[None, tuple[()], deque[Any]]
 _BUSY: tuple[()] = ()
+# readline()'s limit when it has none: larger than any line.
+_NO_LIMIT = 1 << 62
 
 # Where a wait runs: a token that lives exactly as long as its native
 # thread, kept in a thread-local of the unpatched _thread module. A waiting
@@ -78,6 +85,22 @@ def _thread_ref() -> Callable[[], Any]:
         token = _per_thread.token = _Thread()
         ref = _per_thread.ref = weakref.ref(token)
         return ref
+
+
+_newline = re.compile(b"\n").search
+
+
+def _line_end(data: Any, start: int, limit: int) -> int:
+    """Where a part of a line taken from *data* at *start* ends: after the
+    first newline before ``start + limit``, else there (or at the end).
+
+    Searches the writer's memoryview or the buffer in place, with no copy.
+    """
+    stop = start + limit
+    found = _newline(data, start, stop)
+    if found is not None:
+        return found.end()
+    return min(stop, len(data))
 
 
 def _consumed(exc: BaseException, count: int) -> None:
@@ -104,6 +127,7 @@ class Pipe:
     """The state of one pipe. Not thread-safe on its own: see ``_mutex``."""
 
     __slots__ = (
+        "_ahead",
         "_buf",
         "_closed",
         "_got",
@@ -157,6 +181,10 @@ class Pipe:
         # unbuffered one an empty bytes until needed.
         self._buf: Union[bytes, bytearray] = bytearray() if bufsize else b""
         self.bufsize = bufsize
+        # The lines a line iterator took from a write ahead of its caller:
+        # (the iterator, its list), until the iterator has handed them all
+        # out or another read takes them back (see lines()).
+        self._ahead: Optional[tuple[Any, list[bytes]]] = None
         self._closed = False  # either end: one check on the hot path
         self._rclosed: Optional[_Close] = None  # how the reader was closed
         self._wclosed: Optional[_Close] = None  # how the writer was closed
@@ -170,6 +198,11 @@ class Pipe:
             self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
             self._closed = True
             self._buf = b""  # no one will read it: drop it, even when buffered
+            ahead = self._ahead
+            if ahead is not None:
+                # Nor the lines a line iterator took ahead: it stops at once.
+                self._ahead = None
+                ahead[0].__setstate__(len(ahead[1]))
             # Take whatever waits and release it, inline (no Python call
             # between the close and the wakeups, where a KeyboardInterrupt
             # could land): each wait is released once, by whoever takes it.
@@ -326,23 +359,31 @@ class Pipe:
     # uncontended gate, the deadline and the wait inlined, because at small
     # sizes the cost of a handoff is its Python bytecode, not its copy.
 
-    def read(self, want: Want, timeout: Optional[float]) -> Got:
-        """Fill *want* from the next write; ``0``/``b""`` at EOF."""
+    def read(self, want: Want, timeout: Optional[float], gated: bool = False) -> Got:
+        """Fill *want* from the next write; ``0``/``b""`` at EOF.
+
+        *gated*: the caller owns the read gate already (see readline).
+        """
         deadline = None if timeout is None else _monotonic() + timeout
         mutex = self._mutex
         mutex.acquire()  # explicit: cheaper than "with", on every call
         try:
-            if self._rgate is None:
+            if gated:
+                pass
+            elif self._rgate is None:
                 self._rgate = _BUSY
             else:
                 self._enter_gate(True, deadline)
             try:
-                if self._closed or self._buf:
+                if self._closed or self._buf or self._ahead is not None:
+                    if self._ahead is not None:
+                        self._reclaim_lines()  # they come before anything else
                     if self._rclosed:
                         raise self._read_error()
                     if self._buf:
                         return self._read_buffered(want)
-                    return self._eof(want)
+                    if self._closed:
+                        return self._eof(want)
                 view = self._wview
                 if view is not None and self._wwaiter() is None:
                     self._abandon_write()  # its thread is gone: never read it
@@ -352,7 +393,8 @@ class Pipe:
                     # it is used up.
                     off = self._woff
                     if isinstance(want, int):
-                        data = bytes(view[off : off + want])
+                        end = off + want if want > 0 else _line_end(view, off, -want)
+                        data = bytes(view[off:end])
                         off += len(data)
                         got: Got = data
                     else:
@@ -370,7 +412,10 @@ class Pipe:
 
                 # Nothing to read yet: publish the request for the next
                 # writer to fill, and wait.
-                thread = _thread_ref()
+                try:
+                    thread = _per_thread.ref  # _thread_ref(), inlined
+                except AttributeError:
+                    thread = _thread_ref()
                 sem = self._rsem
                 if self._rsem_ref is not thread:
                     sem = self._rsem = self.backend.semaphore()
@@ -426,19 +471,180 @@ class Pipe:
                 # here, where a KeyboardInterrupt landing at its entry would
                 # keep the gate from a queued call, or turn a finished call
                 # into a failed one.
-                gate = self._rgate
+                gate = None if gated else self._rgate
                 while gate:
                     event, thread = gate.popleft()
                     if thread() is not None:
                         event.set()  # the gate stays busy: it is that call's now
                         break
                 else:
-                    self._rgate = None
+                    if not gated:
+                        self._rgate = None
         finally:
             mutex.release()
             # No reference cycle through a traceback: the pipe and the
             # caller's buffer are not kept by an exception raised here.
             self = want = None  # type: ignore[assignment]
+
+    def readline(self, limit: int, timeout: Optional[float]) -> bytes:
+        """Read up to and including the next newline, at most *limit*
+        bytes (``-1``: no limit); what is left at EOF; ``b""`` at EOF.
+
+        The read gate is held for the whole line, so that a line is never
+        interleaved with another read. A line spanning writes is taken a
+        write at a time, each part found by searching the writer's buffer
+        in place.
+        """
+        mutex = self._mutex
+        mutex.acquire()
+        try:
+            # The common case, inline: no other read in progress, nothing
+            # kept, a write pending, and a whole line in it.
+            view = self._wview
+            if (
+                view is not None
+                and self._rgate is None
+                and not self._closed
+                and not self._buf
+                and self._ahead is None
+            ):
+                off = self._woff
+                obj = view.obj
+                if type(obj) is bytes and len(obj) == len(view):
+                    # The writer's own bytes: search and slice them directly.
+                    end = obj.find(b"\n", off, off + limit if limit >= 0 else len(obj))
+                    if end >= 0 and self._wwaiter() is not None:
+                        end += 1
+                        line = obj[off:end]
+                        self._woff = end
+                        if end == len(view):
+                            self._wview = None  # taken: this call releases it
+                            self._wsem.release()
+                        return line
+        finally:
+            mutex.release()
+        deadline = None if timeout is None else _monotonic() + timeout
+        with mutex:
+            if self._rgate is None:
+                self._rgate = _BUSY
+            else:
+                self._enter_gate(True, deadline)
+        parts: list[bytes] = []
+        try:
+            left = limit if limit >= 0 else _NO_LIMIT
+            while left:
+                if deadline is not None:
+                    timeout = max(0.0, deadline - _monotonic())
+                part = self.read(-left, timeout, True)
+                assert isinstance(part, bytes)
+                if not part:
+                    break
+                parts.append(part)
+                if part[-1] == 10:  # b"\n"
+                    break
+                left -= len(part)
+        except BaseException:
+            # An interrupted line consumes nothing: the parts taken so far
+            # go back in front of the stream.
+            if parts:
+                with mutex:
+                    if not self._rclosed:
+                        # A bytearray, as _keep_unread() leaves it.
+                        self._buf = bytearray(b"".join(parts)) + self._buf
+            raise
+        finally:
+            with mutex:
+                # Inline, as in read().
+                gate = self._rgate
+                while gate:
+                    event, thread = gate.popleft()
+                    if thread() is not None:
+                        event.set()
+                        break
+                else:
+                    self._rgate = None
+            self = None  # type: ignore[assignment]  # as in read()
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def lines(self, end: Any) -> Iterator[Iterator[bytes]]:
+        """The lines of the stream, in batches, for iterating over *end*.
+
+        Each batch is an iterator: over every whole line of the pending
+        write when one is there (taken at once, so that the caller's
+        iteration runs at C speed), else over the one line readline()
+        returns. Lines taken ahead are registered in ``_ahead``: any other
+        read takes back those not handed out yet, in front of the stream,
+        and so does closing this generator (the caller stopped iterating),
+        so that nothing is lost or reordered.
+        """
+        mutex = self._mutex
+        batch: Any = None
+        try:
+            while True:
+                batch = None
+                mutex.acquire()
+                try:
+                    ahead = self._ahead
+                    if ahead is not None:
+                        self._reclaim_lines()  # a batch this generator left
+                    view = self._wview
+                    if (
+                        view is not None
+                        and self._rgate is None
+                        and not self._closed
+                        and not self._buf
+                        and self._wwaiter() is not None
+                    ):
+                        off = self._woff
+                        obj = view.obj
+                        if off == 0 and type(obj) is bytes and len(obj) == len(view):
+                            chunk = obj  # the writer's own bytes: no copy
+                        else:
+                            chunk = bytes(view[off:])
+                        # Split at b"\n" only, as binary files do (unlike
+                        # bytes.splitlines()); a last partial line stays.
+                        batch_lines = io.BytesIO(chunk).readlines()
+                        if batch_lines[-1][-1] != 10:  # b"\n"
+                            del batch_lines[-1]
+                        if batch_lines:
+                            stop = off + len(chunk)
+                            if chunk[-1] != 10:
+                                stop = off + chunk.rfind(b"\n") + 1
+                            self._woff = stop
+                            if stop == len(view):
+                                self._wview = None  # taken: this call releases it
+                                self._wsem.release()
+                            batch = iter(batch_lines)
+                            self._ahead = (batch, batch_lines)
+                finally:
+                    mutex.release()
+                if batch is None:
+                    line = self.readline(-1, end._timeout)
+                    if not line:
+                        return
+                    yield iter((line,))
+                else:
+                    yield batch
+        finally:
+            if batch is not None:
+                with mutex:
+                    if self._ahead is not None and self._ahead[0] is batch:
+                        self._reclaim_lines()
+
+    def _reclaim_lines(self) -> None:
+        """Take back the lines a line iterator took ahead and has not
+        handed out, in front of the stream."""
+        ahead = self._ahead
+        assert ahead is not None
+        self._ahead = None
+        batch, batch_lines = ahead
+        left = batch.__length_hint__()
+        if left:
+            batch.__setstate__(len(batch_lines))  # hands out no more
+            rest = b"".join(batch_lines[len(batch_lines) - left :])
+            self._buf = bytearray(rest) + self._buf
 
     def _keep_unread(self, want: Want) -> None:
         """An interrupted read: keep what a writer had already put into it."""
@@ -458,7 +664,7 @@ class Pipe:
     def _read_buffered(self, want: Want) -> Got:
         buf = self._buf
         if isinstance(want, int):
-            data = bytes(buf[:want])
+            data = bytes(buf[: want if want > 0 else _line_end(buf, 0, -want)])
             n = len(data)
             got: Got = data
         else:
@@ -547,12 +753,15 @@ class Pipe:
                     if want is not None:
                         # A reader is waiting: fill its request now, so that
                         # only the reader blocked for this handoff.
-                        self._want = None  # taken: this call releases it
                         if isinstance(want, int):
+                            if want < 0:  # a part of a line: find its end first
+                                want = _line_end(view, 0, -want)
+                            self._want = None  # taken: this call releases it
                             got = bytes(view[:want])
                             done = len(got)
                             self._got = got
                         else:
+                            self._want = None
                             done = len(want)
                             if size < done:
                                 done = size
@@ -573,7 +782,10 @@ class Pipe:
                             done += room
 
                     # Publish the rest and wait until readers used it up.
-                    thread = _thread_ref()
+                    try:
+                        thread = _per_thread.ref  # _thread_ref(), inlined
+                    except AttributeError:
+                        thread = _thread_ref()
                     sem = self._wsem
                     if self._wsem_ref is not thread:
                         sem = self._wsem = self.backend.semaphore()

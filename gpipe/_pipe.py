@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import numbers
 import operator
 import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any, Optional
 
 from zope.interface import implementer
@@ -263,6 +265,53 @@ class PipeReader(_End):
             # A traceback through this frame (or a frame under it) keeps no
             # reference to this end or to the caller's buffer.
             self = buffer = None  # type: ignore[assignment]
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        """Read up to and including the next ``b"\\n"``, at most *size* bytes.
+
+        A line that spans several writes is read across them; at EOF the
+        rest is returned without a newline, and then ``b""``. The line is
+        found in the writer's buffer itself, so reading lines from the
+        raw reader is fast; no other read is interleaved with a line.
+        ``size`` ``-1`` or ``None`` (or any negative number, as for
+        :class:`io.BytesIO`) means no limit; ``readline(0)`` returns
+        ``b""`` after the same checks as any read.
+
+        :raises: as :meth:`read`; an interrupted ``readline`` consumes
+            nothing, even of a line that spans writes.
+        """
+        if size != -1:
+            if size is None:
+                size = -1
+            else:
+                try:
+                    size = operator.index(size)
+                except TypeError:
+                    raise TypeError(
+                        f"readline() size must be an integer or None, not {type(size).__name__!r}"
+                    ) from None
+                if size == 0:
+                    self._pipe.check_read()
+                    return b""
+                if size < 0:
+                    size = -1
+        return self._pipe.readline(size, self._timeout)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Return an iterator over the lines of the stream, until EOF.
+
+        Lines are as :meth:`readline` returns them. Where a write holds
+        many whole lines, the iterator takes them all at once and hands
+        them out at the speed of :class:`io.BufferedReader`; lines it
+        took and has not handed out go back in front of the stream when
+        any other read of this reader runs, or when the iterator is
+        dropped, so mixing iteration with other reads loses nothing.
+        Unlike a file's, the iterator is not the reader itself.
+
+        :raises: each step raises as :meth:`read`.
+        """
+        self._checkClosed()
+        return itertools.chain.from_iterable(self._pipe.lines(self))
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.

@@ -144,7 +144,7 @@ def test_huge_finite_timeouts_wait_like_long_ones(bk, timeout):
 # -- KeyboardInterrupt at any function entry --------------------------------------------------
 
 GPIPE_DIR = os.path.dirname(gpipe.__file__)
-CHUNKS = [b"a" * 5, b"b" * 20, b"c" * 3, b"d" * 12]
+CHUNKS = [b"a" * 5, b"b" * 20, b"c\nc", b"d" * 12 + b"\ne\n"]
 
 
 class Injector:
@@ -204,7 +204,12 @@ def transfer(bk, injector: Injector, reading: str):
         try:
             while True:
                 try:
-                    data = r.read(7) if reading == "read" else bytes(buf[: r.readinto(buf)])
+                    if reading == "read":
+                        data = r.read(7)
+                    elif reading == "readline":
+                        data = r.readline()
+                    else:
+                        data = bytes(buf[: r.readinto(buf)])
                 except KeyboardInterrupt:
                     continue  # an interrupted read consumed nothing
                 if not data:
@@ -224,7 +229,7 @@ def transfer(bk, injector: Injector, reading: str):
     return b"".join(delivered), got
 
 
-@pytest.mark.parametrize("reading", ["read", "readinto"])
+@pytest.mark.parametrize("reading", ["read", "readinto", "readline"])
 def test_keyboard_interrupt_at_every_function_entry_loses_nothing(bk, reading):
     # Count the entries a transfer reaches, then interrupt each in turn.
     dry = Injector(0)

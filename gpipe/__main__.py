@@ -55,13 +55,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands = {}
     for name, (module, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = commands[name] = sub.add_parser(name, help=help_text, description=help_text)
         command.set_defaults(module=module)
         importlib.import_module(module).add_arguments(command)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["demo", *argv]
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command they were given to
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     return int(importlib.import_module(args.module).run(args))
 
 

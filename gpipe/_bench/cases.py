@@ -11,7 +11,7 @@ The kinds, in the order of the report:
   ``readinto`` into a preallocated buffer and with ``read(n)``;
 * the floor of a greenlet handoff on gevent's own primitives: two
   greenlets ping-ponging on two :class:`gevent.lock.Semaphore` objects,
-  the consumer copying each chunk (what a pipe built on Semaphores
+  copying the chunk on each turn (what a pipe built on Semaphores
   cannot beat);
 * ``gevent.queue.Channel`` passing the chunk, which the consumer copies
   into a preallocated buffer (memoryview slice assignment);
@@ -134,45 +134,39 @@ def gpipe_greenlets(size: int, count: int, *, mode: str, bufsize: int = 0) -> fl
 
 
 def semaphore_floor(size: int, count: int) -> float:
-    """Two greenlets ping-pong on two Semaphores; the consumer copies.
+    """Two greenlets take turns on two Semaphores, copying a chunk each turn.
 
-    Each handoff is what a pipe built on gevent's Semaphore must do at
-    least: the producer offers a chunk and waits until it is taken; the
-    consumer copies it and wakes the producer.
+    A turn is one handoff: wait for your semaphore, copy the chunk into
+    your buffer, release the other side's semaphore. It is the least a
+    pipe built on gevent's Semaphore can do per handoff -- one wake-up
+    through the hub and one copy -- when the side that arrives second
+    does the copy, so that only one side blocks.
     """
     import gevent
     from gevent.lock import Semaphore
 
-    full, empty = Semaphore(0), Semaphore(0)
     data = block(size)
-    slot: list[memoryview | None] = [None]
+    n = len(data)
 
-    def produce() -> None:
-        for _ in range(count):
-            slot[0] = data
-            full.release()
-            empty.acquire()
-        slot[0] = None
-        full.release()
-
-    def consume() -> int:
+    def side(mine: Any, other: Any, turns: int) -> int:
         view = _buffer(size)
         got = 0
-        while True:
-            full.acquire()
-            chunk = slot[0]
-            if chunk is None:
-                return got
-            n = len(chunk)
-            view[:n] = chunk
+        for _ in range(turns):
+            mine.acquire()
+            view[:n] = data
             got += n
-            empty.release()
+            other.release()
+        return got
 
+    a, b = Semaphore(1), Semaphore(0)  # a has the first turn
     start = _perf()
-    tasks = [gevent.spawn(produce), gevent.spawn(consume)]
+    tasks = [
+        gevent.spawn(side, a, b, (count + 1) // 2),
+        gevent.spawn(side, b, a, count // 2),
+    ]
     gevent.joinall(tasks, raise_error=True)
     elapsed = _perf() - start
-    _check(tasks[1].value, size * count, "Semaphore floor")
+    _check(tasks[0].value + tasks[1].value, size * count, "Semaphore floor")
     return elapsed
 
 

@@ -403,6 +403,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen(host: str, port: int) -> Any:
+    """A listening gevent socket on *host* and *port*, closed again on failure.
+
+    :raises OSError: the address is unusable (:exc:`socket.gaierror` for
+        an unknown host).
+    """
+    from gevent import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted (Ctrl-C or SIGTERM); 2 if the address is unusable."""
     import signal
@@ -410,17 +432,18 @@ def run(args: argparse.Namespace) -> int:
     import gevent
     from gevent.pywsgi import WSGIServer
 
-    server = WSGIServer((args.host, args.port), app, backlog=1024)
     try:
-        server.start()
+        listener = _listen(args.host, args.port)
     except OSError as exc:  # a busy port, an unknown host, no permission...
-        reason = exc.strerror or str(exc)
-        # gevent appends the address, which the message names already.
-        reason = reason.removesuffix(f": {(args.host, args.port)!r}")
         where = f"{args.host} port {args.port}"
+        reason = exc.strerror or str(exc)
         print(f"python -m gpipe serve: error: cannot listen on {where}: {reason}", file=sys.stderr)
         return 2
+    server = WSGIServer(listener, app)
+    server.start()
     host, port = server.address[:2]
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
     # Tests and scripts read the bound address from this line.
     print(f"serving on http://{host}:{port}/", flush=True)
     gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(server.stop, 5))

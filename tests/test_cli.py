@@ -20,8 +20,10 @@ TIMEOUT = 60
 
 
 def gpipe(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    # Development mode: a ResourceWarning (a socket left open on the way
+    # out of an error, say) would show as more lines on stderr.
     return subprocess.run(
-        [sys.executable, "-m", "gpipe", *args],
+        [sys.executable, "-X", "dev", "-m", "gpipe", *args],
         check=False,
         capture_output=True,
         text=True,

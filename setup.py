@@ -22,8 +22,8 @@ setup(
     license="MIT",
     packages=find_packages(include=["gpipe", "gpipe.*"]),
     package_data={"gpipe": ["py.typed"]},
-    python_requires=">=3.9",
-    install_requires=["gevent>=21.12.0", "zope.interface>=5.0"],
+    python_requires=">=3.10",
+    install_requires=["gevent>=26.8.0", "zope.interface>=5.0"],
     extras_require={
         "test": [
             "pytest>=7",
@@ -43,7 +43,6 @@ setup(
         "Operating System :: POSIX",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
-        "Programming Language :: Python :: 3.9",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",

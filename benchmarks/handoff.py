@@ -3,13 +3,13 @@
 ``python benchmarks/handoff.py [--trials N]`` prints three tables:
 
 1. hub switches per handoff (counted with :func:`greenlet.settrace`) for
-   gpipe ``readinto``/``read(n)``, Channel + copy and os.pipe, at 64 B and
+   gpipe ``readinto``/``read(n)``, the Semaphore floor, Channel + copy and os.pipe, at 64 B and
    4 KiB;
 2. nanoseconds per handoff of gpipe and Channel + copy next to the cost of
    one wake-up by each gevent primitive a pipe could block on (two
    greenlets ping-pong; each wake blocks one side once);
 3. nanoseconds per call of the pieces a handoff's code runs: the mutex,
-   the buffer checks, memoryview creation, the copy.
+   memoryview creation, the copy (only public API: no internals of gpipe).
 
 Every timing is the median of ``--trials`` trials, the trials of all
 items interleaved in a shuffled order, as in ``python -m gpipe bench``.
@@ -33,9 +33,7 @@ import greenlet
 from gevent.event import Event
 from gevent.lock import Semaphore
 
-from gpipe import _bench
-from gpipe._backends import get_backend
-from gpipe._pipe import _byte_view
+from gpipe._bench import cases
 
 try:
     from gevent._waiter import Waiter
@@ -62,7 +60,7 @@ def count_switches(kind: str, size: int, n: int = HANDOFFS) -> dict[str, float]:
             )
             counts[key] += 1
 
-    run = _bench.KINDS[kind][1]
+    run = cases.KINDS[kind].run
     old = greenlet.settrace(tracer)
     try:
         run(size, n)
@@ -129,14 +127,8 @@ def waiter() -> tuple[Callable[[], Any], Callable[[], Any]]:
     return wait, wake
 
 
-def gpipe_signal() -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """The gevent backend's own signal, the one a blocked pipe call waits on."""
-    sig = get_backend("gevent").signal()
-    return lambda: sig.wait(None), sig.set
-
-
 def per_handoff(kind: str, size: int) -> Callable[[], float]:
-    run = _bench.KINDS[kind][1]
+    run = cases.KINDS[kind].run
     return lambda: run(size, HANDOFFS) / HANDOFFS
 
 
@@ -164,23 +156,28 @@ def main(argv: list[str]) -> int:
 
     print("hub switches per handoff")
     for size in (64, 4096):
-        for kind in ("gevent-readinto", "gevent-read", "channel-copy", "os-pipe"):
+        for kind in (
+            "gevent-readinto",
+            "gevent-read",
+            "semaphore-floor",
+            "channel-copy",
+            "os-pipe",
+        ):
             found = count_switches(kind, size)
             shown = ", ".join(f"{key} {value:.2f}" for key, value in found.items())
-            print(f"  {_bench.LABELS[kind]:28} {size:5} B: {sum(found.values()):.2f} ({shown})")
+            print(f"  {cases.KINDS[kind].label:28} {size:5} B: {sum(found.values()):.2f} ({shown})")
 
     small, page = bytearray(64), bytearray(4096)
     items = {
-        f"handoff: {_bench.LABELS[kind]}, {size} B": per_handoff(kind, size)
+        f"handoff: {cases.KINDS[kind].label}, {size} B": per_handoff(kind, size)
         for size in (64, 4096)
-        for kind in ("gevent-readinto", "gevent-read", "channel-copy")
+        for kind in ("gevent-readinto", "gevent-read", "semaphore-floor", "channel-copy")
     }
     items.update(
         {
             "wake: gevent.lock.Semaphore": lambda: ping_pong(semaphore, HANDOFFS),
             "wake: gevent.event.Event (wait, clear)": lambda: ping_pong(event, HANDOFFS),
             "wake: gevent Waiter + loop.run_callback": lambda: ping_pong(waiter, HANDOFFS),
-            "wake: gpipe's gevent backend signal": lambda: ping_pong(gpipe_signal, HANDOFFS),
         }
     )
     import _thread
@@ -196,14 +193,6 @@ def main(argv: list[str]) -> int:
         ),
         "Semaphore.locked()": ("s.locked()", {"s": Semaphore(0)}),
         "Semaphore(0) creation": ("Semaphore(0)", {"Semaphore": Semaphore}),
-        "gpipe gevent backend.signal() creation": (
-            "backend.signal()",
-            {"backend": get_backend("gevent")},
-        ),
-        "_byte_view(bytearray) + release()": (
-            "_byte_view(b, 'x', True).release()",
-            {"_byte_view": _byte_view, "b": small},
-        ),
         "memoryview(bytearray) + release()": ("memoryview(b).release()", {"b": small}),
         "64 B copy: want[:n] = view[off:off + n]": (
             "w[:64] = v[0:64]",

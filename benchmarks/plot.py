@@ -3,7 +3,7 @@
 ``python -m gpipe bench --plot`` draws the same picture at the end of a
 run; this script redraws one from its ``--json`` file (after changing the
 plot, say) without running the benchmark again. Needs matplotlib
-(``pip install 'gevent-gpipe[plot]'``).
+(``pip install matplotlib``, or ``pip install '.[plot]'`` from a checkout).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from gpipe._bench import plot_results
+from gpipe._bench.plot import plot_results
 
 
 def main(argv: list[str]) -> int:

@@ -3,14 +3,14 @@
 gevent.pywsgi needs no monkey-patching, and neither does gpipe.
 
 python examples/gevent_server.py --port 8000
-curl -s 'http://127.0.0.1:8000/squares.csv?rows=5'
-curl -s -H 'Transfer-Encoding: chunked' --data-binary @big.iso http://127.0.0.1:8000/sha256
+curl -s 'http://127.0.0.1:8000/download?size=10000000' | tar tz
+curl -s -H 'Transfer-Encoding: chunked' --data-binary @big.iso http://127.0.0.1:8000/upload
 """
 
 import argparse
 
 from gevent.pywsgi import WSGIServer
-from streaming_app import application
+from streaming_app import app
 
 import gpipe
 
@@ -20,7 +20,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    server = WSGIServer((args.host, args.port), application)
+    server = WSGIServer((args.host, args.port), app)
     server.start()
     host, port = server.address[:2]
     print(

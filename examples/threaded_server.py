@@ -3,9 +3,14 @@
 Each request runs in its own thread; gpipe picks its threading backend,
 so the producer and the consumer are daemon threads too.
 
+wsgiref answers in HTTP/1.0 style, without chunked encoding: a download's
+end is the connection's close, so a client cannot tell a failed download
+from a whole one by the HTTP framing alone (the tar.gz's own trailer
+still tells). gevent.pywsgi and gunicorn abort a chunked response instead.
+
     python examples/threaded_server.py --port 8000
-    curl -s 'http://127.0.0.1:8000/squares.csv?rows=5'
-    curl -s --data-binary @big.iso http://127.0.0.1:8000/sha256
+    curl -s 'http://127.0.0.1:8000/download?size=10000000' | tar tz
+    curl -s --data-binary @big.iso http://127.0.0.1:8000/upload
 """
 
 import argparse
@@ -13,7 +18,7 @@ import socketserver
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from streaming_app import application
+from streaming_app import app
 
 import gpipe
 
@@ -28,7 +33,7 @@ def main():
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     server = ThreadingWSGIServer((args.host, args.port), WSGIRequestHandler)
-    server.set_app(application)
+    server.set_app(app)
     host, port = server.server_address[:2]
     assert "gevent" not in sys.modules
     print(

@@ -1,21 +1,27 @@
 """The two backends: the blocking primitives the pipe core is written against.
 
-The core (:mod:`gpipe._core`) needs exactly two things from a backend:
+The core (:mod:`gpipe._core`) blocks in exactly two ways, and asks its
+backend for both:
 
-* a *mutex* that guards the pipe's state for a few bytecodes at a time.
-  It is never held while blocking, so it is always a real OS lock, even
-  under gevent: then it costs no hub switch, and it stays correct when
-  the two ends of one pipe are used from different native threads.
-* a *signal*: a wakeup that one blocked call waits on until another
-  call sets it. A pipe keeps one per side for the calls that wait for
-  the other side, and makes one for each call queued at a gate. Waiting
-  on it is the only place a pipe call ever blocks, so this is where a
-  backend decides how to wait: by yielding to the gevent hub (in the
-  waiting thread's own hub, whichever thread that is), or by blocking
-  the OS thread.
+* a *semaphore* (``backend.semaphore()``, starting at 0): the wakeup of
+  a call waiting for the other side of a handoff, released once by
+  whoever completes the handoff or closes the pipe;
+* an *event* (``backend.event()``): the wakeup of a call queued at a
+  busy gate, set once when the gate is handed over to it.
+
+The gevent backend hands out :class:`gevent.lock.Semaphore` and
+:class:`gevent.event.Event`, so a blocked call yields to its thread's
+hub like any gevent primitive (``LoopExit`` on a dead end, fairness,
+:class:`gevent.Timeout`, kill); the threading backend hands out the
+unpatched OS primitives, even in a monkey-patched program. The core
+waits through ``backend.acquire(sem, timeout)`` and
+``backend.wait(event, timeout)``, which is where a backend adapts the
+timeout and, for gevent, keeps a loop alive for a wakeup from another
+native thread (see :class:`_Keepalive`).
 
 Both are declared as interfaces in :mod:`gpipe.interfaces`
-(:class:`~gpipe.interfaces.IBackend`, :class:`~gpipe.interfaces.ISignal`).
+(:class:`~gpipe.interfaces.IBackend`, :class:`~gpipe.interfaces.ISemaphore`,
+:class:`~gpipe.interfaces.IEvent`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any, Callable, Optional
 
 from zope.interface import implementer
 
-from .interfaces import IBackend, ISignal
+from .interfaces import IBackend
 
 __all__ = ["BACKENDS", "detect_backend", "get_backend"]
 
@@ -64,246 +70,179 @@ def detect_backend() -> str:
     return "gevent"
 
 
-def _nothing() -> None:
-    pass
+# The number of native threads besides the main one that are alive now
+# (threads that the threading and _thread modules started, gevent's
+# threadpool workers among them). A C builtin: cheap enough for every wait.
+_other_threads: Callable[[], int] = _original("_thread", "_count")
+
+# The longest wait a native lock accepts; longer timeouts wait this long.
+TIMEOUT_MAX: float = _original("_thread", "TIMEOUT_MAX")
+
+# How often a keepalive (below) checks that another native thread is still
+# alive, in seconds: the delay of LoopExit once the last one has exited.
+_RECHECK = 0.05
 
 
-# What the gevent backend uses of gevent, bound on first use by _bind_gevent()
-# (so that importing gpipe never imports gevent). Module globals: they are
-# read on every blocking call.
-_get_hub: Any = None
-_getcurrent: Any = None
-_get_ident: Any = None
-_thread_local: Any = None
+def _recheck(keepalive: _Keepalive) -> None:
+    if not _other_threads():
+        # No thread is left that could wake the calls waiting here: let the
+        # loop end, so that they raise LoopExit like any gevent wait.
+        keepalive.timer.ref = False
 
 
-def _bind_gevent() -> None:
-    global _get_hub, _getcurrent, _get_ident, _thread_local
-    if _get_hub is None:
-        from gevent import get_hub, getcurrent
+class _Keepalive:
+    """Holds one hub's loop open for the calls that another thread may wake.
 
-        _getcurrent = getcurrent
-        _get_ident = _original("_thread", "get_ident")
-        # Per native thread, not per greenlet (even when threading is patched).
-        _thread_local = _original("_thread", "_local")()
-        _get_hub = get_hub
+    gevent ends a loop that has nothing referenced to wait for, raising
+    ``LoopExit`` in the hub's parent greenlet: that is how a dead end in
+    a single-threaded program is reported, and gpipe wants it. But a
+    release from another native thread reaches the loop through
+    ``run_callback_threadsafe``, whose watcher is not referenced, so a
+    loop with nothing but a pipe call to wait for would end (raising
+    ``LoopExit``) although a live thread is about to wake that call.
 
-
-# How many handoffs in a row may switch straight from greenlet to greenlet
-# before one goes through the hub, which runs everything else (I/O, timers,
-# other greenlets) in between. A streaming pair then takes a turn of a few
-# tens of microseconds; larger values speed a lone pair up a little and
-# make everyone else's turn come later (10,000 streaming pairs: the longest
-# call of the soak test grew from 5 s at 8 to 15 s at 32).
-_DIRECT_SWITCHES = 8
-
-
-class _HubState:
-    """What gpipe keeps per hub (per native thread).
-
-    *watcher* holds the loop open while pipe calls wait in it. A blocked
-    call may be woken from another native thread, through the loop; a
-    loop with nothing referenced to wait for would exit first, raising
-    ``LoopExit`` in whatever greenlet of this thread is waiting (a
-    ``join()``, say). One referenced watcher per hub, shared by all calls
-    waiting there, prevents that at the cost of a counter.
-
-    *ready* is the signal this thread set last, for the next greenlet
-    that parks here to switch to directly (see :meth:`GeventSignal.wait`).
+    So while calls wait in this hub and another native thread is alive,
+    one referenced, repeating timer (gevent's own watcher, as gevent's
+    threadpool holds a loop open with its own) keeps the loop running.
+    Each tick checks that another thread is still alive; once none is,
+    the timer lets go of the loop, and a dead end raises ``LoopExit``
+    after all. The wakeups themselves never go through it: they are the
+    semaphores' and events' own.
     """
 
-    __slots__ = ("hub", "loop", "ready", "streak", "thread", "waiting", "watcher")
+    __slots__ = ("hub", "timer", "waiting")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
-        self.loop = hub.loop
-        self.thread = _get_ident()
-        self.watcher = self.loop.async_(ref=False)
-        self.watcher.start(_nothing)
-        self.waiting = 0  # calls blocked in this hub; the watcher is referenced while > 0
-        self.ready: Optional[GeventSignal] = None
-        self.streak = 0  # direct switches since the hub last ran
+        self.waiting = 0  # calls of this hub in a kept-alive wait
+        self.timer = hub.loop.timer(_RECHECK, _RECHECK)
+
+    # Entering and leaving are inlined where the backend waits, with no
+    # Python call between the counter and the wait: an asynchronous
+    # exception (KeyboardInterrupt) lands at a function's entry, and must
+    # not leave the counter off by one.
 
 
-def _hub_state(hub: Any) -> _HubState:
-    """gpipe's state for the calling thread's current *hub*."""
-    state: Optional[_HubState] = getattr(_thread_local, "state", None)
-    if state is None or state.hub is not hub:
-        state = _thread_local.state = _HubState(hub)
-    return state
+_get_hub: Any = None  # gevent.get_hub, bound by GeventBackend()
+_per_thread: Any = None  # the unpatched _thread._local(): one keepalive per thread
 
 
-_TIMED_OUT = object()
-
-
-@implementer(ISignal)
-class ThreadSignal:
-    """A binary semaphore on an OS lock: the lock is held while unset."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self, allocate_lock: Callable[[], Any]) -> None:
-        self._lock = allocate_lock()
-        self._lock.acquire()
-
-    def wait(self, timeout: Optional[float]) -> bool:
-        return bool(self._lock.acquire(True, -1 if timeout is None else timeout))
-
-    def set(self) -> None:
-        # Callers hold the pipe mutex, so no other set() races this check;
-        # a concurrent wait() can only make the lock more locked.
-        if self._lock.locked():
-            self._lock.release()
-
-    def __repr__(self) -> str:
-        return f"<ThreadSignal {'unset' if self._lock.locked() else 'set'}>"
-
-
-@implementer(ISignal)
-class GeventSignal:
-    """A wakeup for one greenlet, delivered through its own thread's hub.
-
-    The waiter parks in ``hub.switch()``; :meth:`set` schedules the
-    switch back as a loop callback (``run_callback_threadsafe`` when it
-    runs in another native thread). This is the whole cost of a blocked
-    handoff, so it avoids :class:`gevent.lock.Semaphore`, whose link
-    lists and hub ownership serve many waiters, where this has one.
-
-    When a greenlet is about to park and the greenlet its thread woke
-    last has not run yet, it cancels that wakeup and switches to it
-    directly, skipping a pass through the hub: in a steady stream
-    between two greenlets each handoff is then one greenlet switch.
-    """
-
-    __slots__ = ("_callback", "_greenlet", "_hub", "_loop", "_set", "_state", "_thread")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._greenlet: Any = None  # the greenlet parked in wait(), if any
-        self._callback: Any = None  # the wakeup set() scheduled last
-        # Where wait() parks and set() delivers: bound by the first wait,
-        # and again by the first in another thread (or hub).
-        self._hub: Any = None
-        self._state: Any = None
-        self._loop: Any = None
-        self._thread: Any = None
-
-    def wait(self, timeout: Optional[float]) -> bool:
-        if self._set:
-            self._set = False
-            return True
-        if timeout is not None and timeout <= 0:
-            return False
-        hub = _get_hub()
-        if hub is not self._hub:
-            self._bind(hub)
-        state = self._state
-        current = self._greenlet = _getcurrent()
-        state.waiting += 1
-        if state.waiting == 1:
-            state.watcher.ref = True
-        timer = None
-        try:
-            if timeout is not None:
-                timer = self._loop.timer(timeout)
-                timer.start(current.switch, _TIMED_OUT)
-            while not self._set:
-                ready = state.ready
-                if ready is not None:
-                    state.ready = None
-                    greenlet = ready._greenlet
-                    # Still parked, and its wakeup has not run: run it now.
-                    if greenlet is not None and ready._set and state.streak < _DIRECT_SWITCHES:
-                        state.streak += 1
-                        ready._callback.stop()
-                        if greenlet.switch() is _TIMED_OUT:
-                            return False
-                        continue
-                state.streak = 0
-                if hub.switch() is _TIMED_OUT:
-                    return False
-                # Otherwise set() woke us, or a wakeup meant for an earlier
-                # wait on this signal arrived late: re-check.
-            self._set = False
-            return True
-        finally:
-            self._greenlet = None
-            state.waiting -= 1
-            if not state.waiting:
-                state.watcher.ref = False
-            if timer is not None:
-                timer.stop()
-                timer.close()
-
-    def _bind(self, hub: Any) -> None:
-        """Park in *hub* from now on, and have set() deliver there.
-
-        Called by the first wait, and by the first in another thread (or
-        hub); before the greenlet is published, so that a set() in another
-        thread that sees the greenlet also sees these.
-        """
-        state = self._state = _hub_state(hub)
-        self._loop = hub.loop
-        self._thread = state.thread
-        self._hub = hub
-
-    def _wake(self) -> None:
-        # Runs in the waiter's hub. The waiter may have stopped waiting
-        # since set() (timed out, killed): then there is no one to wake.
-        greenlet = self._greenlet
-        if greenlet is not None:
-            greenlet.switch()
-
-    def set(self) -> None:
-        if self._set:
-            return
-        # Set the flag before looking for a waiter; wait() publishes the
-        # waiter before its last look at the flag. A set() in another
-        # thread then either finds the waiter or is found by it.
-        self._set = True
-        if self._greenlet is not None:
-            if _get_ident() == self._thread:
-                self._callback = self._loop.run_callback(self._wake)
-                self._state.ready = self
-            else:
-                self._loop.run_callback_threadsafe(self._wake)
-
-    def __repr__(self) -> str:
-        return f"<GeventSignal {'set' if self._set else 'unset'}>"
-
-
-@implementer(IBackend)
-class ThreadingBackend:
-    """OS-thread blocking: every wait blocks the calling thread."""
-
-    name = "threading"
-
-    def __init__(self) -> None:
-        self._allocate_lock = _original("_thread", "allocate_lock")
-        self._rlock = _original("_thread", "RLock")
-
-    def mutex(self) -> Any:
-        return self._rlock()
-
-    def signal(self) -> ISignal:
-        return ThreadSignal(self._allocate_lock)
+def _keepalive() -> _Keepalive:
+    """The keepalive of the calling thread's current hub."""
+    hub = _get_hub()
+    keepalive: Optional[_Keepalive] = getattr(_per_thread, "keepalive", None)
+    if keepalive is None or keepalive.hub is not hub:
+        # First use in this thread, or its hub was destroyed and replaced.
+        keepalive = _per_thread.keepalive = _Keepalive(hub)
+    return keepalive
 
 
 @implementer(IBackend)
 class GeventBackend:
-    """gevent blocking: every wait yields to the calling thread's hub."""
+    """gevent blocking: every wait yields to the calling thread's hub.
+
+    Semaphores are :class:`gevent.lock.Semaphore`, events
+    :class:`gevent.event.Event`. A gevent semaphore belongs to the hub
+    of the first thread that waits on it, so the core asks for a new
+    one when a side of the pipe starts waiting in another thread.
+    """
 
     name = "gevent"
 
     def __init__(self) -> None:
-        _bind_gevent()
-        self._rlock = _original("_thread", "RLock")
+        global _get_hub, _per_thread
+        import gevent
+        import gevent.event
+        import gevent.exceptions
+        import gevent.lock
 
-    def mutex(self) -> Any:
-        return self._rlock()
+        if _get_hub is None:
+            _per_thread = _original("_thread", "_local")()
+            _get_hub = gevent.get_hub
+        self._semaphore = gevent.lock.Semaphore
+        self._event = gevent.event.Event
+        self.dead_end = gevent.exceptions.LoopExit
 
-    def signal(self) -> ISignal:
-        return GeventSignal()
+    def semaphore(self) -> Any:
+        return self._semaphore(0)
+
+    def event(self) -> Any:
+        return self._event()
+
+    def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
+        if not _other_threads():
+            # Only this thread can release it: a plain gevent wait, which
+            # raises LoopExit if nothing else in this thread can run.
+            return bool(semaphore.acquire(True, timeout))
+        keepalive = _keepalive()
+        timer = keepalive.timer
+        keepalive.waiting += 1
+        try:
+            timer.ref = True  # another thread is alive, as checked above
+            if not timer.active:
+                timer.start(_recheck, keepalive)
+            return bool(semaphore.acquire(True, timeout))
+        finally:
+            keepalive.waiting -= 1
+            if not keepalive.waiting:
+                timer.stop()
+
+    def wait(self, event: Any, timeout: Optional[float]) -> bool:
+        if not _other_threads():
+            return bool(event.wait(timeout))
+        keepalive = _keepalive()
+        timer = keepalive.timer
+        keepalive.waiting += 1
+        try:
+            timer.ref = True
+            if not timer.active:
+                timer.start(_recheck, keepalive)
+            return bool(event.wait(timeout))
+        finally:
+            keepalive.waiting -= 1
+            if not keepalive.waiting:
+                timer.stop()
+
+
+def _lock_timeout(timeout: Optional[float]) -> float:
+    """A timeout for a native lock: -1 for none, at most TIMEOUT_MAX."""
+    if timeout is None:
+        return -1
+    return timeout if timeout < TIMEOUT_MAX else TIMEOUT_MAX
+
+
+@implementer(IBackend)
+class ThreadingBackend:
+    """OS-thread blocking: every wait blocks the calling thread.
+
+    Semaphores are native locks from :mod:`_thread` created locked: the
+    core never releases one twice without an acquire in between, so a
+    lock is exactly a semaphore that counts to one, and its acquire and
+    release are single C calls that an asynchronous exception
+    (:exc:`KeyboardInterrupt`) cannot split. Events are the unpatched
+    :class:`threading.Event`.
+    """
+
+    name = "threading"
+    dead_end: tuple[type[BaseException], ...] = ()  # an OS thread just blocks
+
+    def __init__(self) -> None:
+        self._allocate_lock = _original("_thread", "allocate_lock")
+        self._event = _original("threading", "Event")
+
+    def semaphore(self) -> Any:
+        lock = self._allocate_lock()
+        lock.acquire()
+        return lock
+
+    def event(self) -> Any:
+        return self._event()
+
+    def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
+        return bool(semaphore.acquire(True, _lock_timeout(timeout)))
+
+    def wait(self, event: Any, timeout: Optional[float]) -> bool:
+        return bool(event.wait(None if timeout is None else min(timeout, TIMEOUT_MAX)))
 
 
 _FACTORIES: dict[str, Callable[[], Any]] = {

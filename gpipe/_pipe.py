@@ -11,11 +11,13 @@ reader's ``b""`` keeps meaning "the writer finished".
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import numbers
 import operator
 import sys
 import warnings
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Optional
 
@@ -72,7 +74,12 @@ def _check_timeout(timeout: Any) -> Optional[float]:
         raise TypeError(
             f"timeout must be None or a number of seconds, not {type(timeout).__name__!r}"
         )
-    seconds = float(timeout)
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int too large for a float, such as 2**2000
+        raise ValueError(
+            f"timeout must be None or a finite number of seconds, not {timeout!r}"
+        ) from None
     if not seconds >= 0.0:  # also rejects NaN
         raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
     return None if math.isinf(seconds) else seconds
@@ -234,12 +241,13 @@ class _End(io.RawIOBase):
 
     def _abandoned(self, owner: object) -> None:
         """*owner* (this end, or a file over it) was collected unclosed."""
-        message = f"unclosed {owner!r}"
-        # Closed before the warning, which -W error turns into an exception.
+        text = f"unclosed {owner!r}"
+        # Fail the peer first: with warnings turned into errors (python -W
+        # error), the warning raises, and the peer must not wait forever.
         self._collected(self._pipe)
         io.RawIOBase.close(self)
         # stacklevel=1: a finaliser has no caller worth pointing at.
-        warnings.warn(message, ResourceWarning, stacklevel=1, source=owner)
+        warnings.warn(text, ResourceWarning, stacklevel=1, source=owner)
 
     def makefile(
         self,
@@ -410,7 +418,10 @@ class PipeReader(_End):
                 raise ValueError(f"read size must be >= 0 or -1, not {size}")
             self._pipe.check_read()
             return b""
-        return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
+        try:
+            return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
+        finally:
+            self = None  # type: ignore[assignment]  # see readinto()
 
     def readinto(self, buffer: Any) -> int:
         """Read into the writable bytes-like *buffer*.
@@ -445,6 +456,60 @@ class PipeReader(_End):
         finally:
             if own:
                 view.release()
+            # A traceback through this frame (or a frame under it) keeps no
+            # reference to this end or to the caller's buffer.
+            self = buffer = None  # type: ignore[assignment]
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        """Read up to and including the next ``b"\\n"``, at most *size* bytes.
+
+        A line that spans several writes is read across them; at EOF the
+        rest is returned without a newline, and then ``b""``. The line is
+        found in the writer's buffer itself, so reading lines from the
+        raw reader is fast; no other read is interleaved with a line.
+        ``size`` ``-1`` or ``None`` (or any negative number, as for
+        :class:`io.BytesIO`) means no limit; ``readline(0)`` returns
+        ``b""`` after the same checks as any read.
+
+        :raises: as :meth:`read`; an interrupted ``readline`` consumes
+            nothing, even of a line that spans writes.
+        """
+        if size != -1:
+            if size is None:
+                size = -1
+            else:
+                try:
+                    size = operator.index(size)
+                except TypeError:
+                    raise TypeError(
+                        f"readline() size must be an integer or None, not {type(size).__name__!r}"
+                    ) from None
+                if size == 0:
+                    self._pipe.check_read()
+                    return b""
+                if size < 0:
+                    size = -1
+        return self._pipe.readline(size, self._timeout)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Return an iterator over the lines of the stream, until EOF.
+
+        Lines are as :meth:`readline` returns them. Where a write holds
+        many whole lines, the iterator takes them all at once and hands
+        them out at the speed of :class:`io.BufferedReader`; lines it
+        took and has not handed out go back in front of the stream when
+        any other read of this reader runs, or when the iterator is
+        dropped, so mixing iteration with other reads loses nothing.
+        Unlike a file's, the iterator is not the reader itself.
+
+        :raises RuntimeError: the writer closed the pipe with
+            :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which
+            must not pass for the end of the data; it is the
+            ``__cause__``.
+        :raises: otherwise each step raises as :meth:`read`.
+        """
+        self._checkClosed()
+        return itertools.chain.from_iterable(_no_stop(self._pipe.lines(self)))
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -502,6 +567,25 @@ class PipeReader(_End):
 
     def _collected(self, core: Pipe) -> None:
         core.close_read(ClosedPipeError("read end collected without close"))
+
+
+def _no_stop(batches: Iterator[Iterator[bytes]]) -> Iterator[Iterator[bytes]]:
+    """*batches* of lines, with a StopIteration close error as RuntimeError.
+
+    It wraps the batches, not the lines, so that iteration over the
+    lines of a batch keeps its C speed.
+    """
+    try:
+        yield from batches
+    except RuntimeError as exc:
+        # PEP 479: the core's generator turned the read's StopIteration
+        # into a RuntimeError; say what it was, as the other iterations do.
+        cause = exc.__cause__
+        if isinstance(cause, StopIteration):
+            raise not_the_end(cause) from cause
+        raise
+    except StopAsyncIteration as exc:  # no generator turns this one
+        raise not_the_end(exc) from exc
 
 
 class ChunkIterator:
@@ -713,12 +797,16 @@ class PipeWriter(_End):
         ``write(b"")`` returns ``0`` at once, after the same checks as
         any write, and wakes no reader.
 
-        If the write raises (a close, a timeout, :class:`gevent.Timeout`,
-        a kill), the part no reader had consumed is withdrawn: no reader
+        If the write raises (a timeout, :class:`gevent.Timeout`, a kill,
+        a close), the part no reader had consumed is withdrawn: no reader
         ever sees it. The exception's ``consumed`` attribute, where it
-        can be set, is the number of bytes readers had consumed.
+        can be set, is the number of bytes readers had consumed. A close
+        of either end that ends the write after readers took part of it
+        makes it return that part's length instead (a short write, as
+        Go's ``Write`` returns its ``n``); the next write raises.
 
-        :return: ``len(data)`` in bytes.
+        :return: ``len(data)`` in bytes; fewer if a close cut the write
+            short.
         :raises TypeError: *data* is not bytes-like.
         :raises ClosedPipeError: this writer was closed, or the reader was
             closed (or collected) without an error.
@@ -749,6 +837,9 @@ class PipeWriter(_End):
             if own:
                 # Release the caller's buffer: it may be resized at once.
                 view.release()
+            # A traceback through this frame (or a frame under it) keeps no
+            # reference to this end or to the caller's buffer.
+            self = data = None  # type: ignore[assignment]
 
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_write(exc)

@@ -1,9 +1,9 @@
 """zope.interface declarations of gpipe's contract.
 
 :class:`IPipeReader` and :class:`IPipeWriter` describe the two ends that
-:func:`gpipe.pipe` returns; :class:`IBackend` and :class:`ISignal`
-describe the seam between the pipe core and the blocking primitives of
-gevent or of OS threads.
+:func:`gpipe.pipe` returns; :class:`IBackend`, :class:`ISemaphore` and
+:class:`IEvent` describe the seam between the pipe core and the blocking
+primitives of gevent or of OS threads.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from zope.interface import Attribute, Interface
 __all__ = [
     "IBackend",
     "ICloser",
+    "IEvent",
     "IPipeReader",
     "IPipeWriter",
-    "ISignal",
+    "ISemaphore",
     "ITimeouts",
 ]
 
@@ -203,11 +204,13 @@ class IPipeWriter(ICloser, ITimeouts):
     ``close_with_error(e)`` raises ``e``. A write on a writer this end's
     owner closed raises :exc:`~gpipe.ClosedPipeError`.
 
-    A write that raises (a close, a timeout, :class:`gevent.Timeout`,
-    :meth:`gevent.Greenlet.kill`) withdraws what readers had not
-    consumed yet, and tells how much they had: the exception's
+    A write that raises (a timeout, :class:`gevent.Timeout`,
+    :meth:`gevent.Greenlet.kill`, a close) withdraws what readers had
+    not consumed yet, and tells how much they had: the exception's
     ``consumed`` attribute is set to that number of bytes when the
-    exception allows attributes.
+    exception allows attributes. A close that ends a write after
+    readers took part of it makes the write return that count instead
+    (a short write); the next write raises the close error.
 
     It is a write-only, unseekable binary file: calls that read raise
     :exc:`io.UnsupportedOperation`, and ``readable()``, ``writable()``
@@ -223,7 +226,8 @@ class IPipeWriter(ICloser, ITimeouts):
         ``write(b"")`` returns ``0`` at once, after checking that the
         pipe is writable, and wakes no reader.
 
-        :return: ``len(data)`` in bytes.
+        :return: ``len(data)`` in bytes; fewer if a close cut the write
+            short after readers took part of it.
         :raises TypeError: *data* is not bytes-like (a :class:`str`, say).
         :raises ClosedPipeError: this writer was closed, or the reader
             was closed (or collected) without an error.
@@ -264,42 +268,83 @@ class IPipeWriter(ICloser, ITimeouts):
         """
 
 
-class ISignal(Interface):
-    """A wakeup for a blocked call: the one blocking primitive of the core.
+class ISemaphore(Interface):
+    """A counting semaphore: the wakeup of a call waiting for a handoff.
 
-    A blocking call registers a signal in the pipe's state under the
-    pipe's mutex, releases the mutex and waits on it; whoever changes
-    the state it waits for sets it, also under the mutex. It is either
-    set or unset and starts unset; a set that comes before the wait is
-    not lost. One call at a time waits on a signal, from any thread; a
-    set that arrives after its waiter stopped waiting (timed out, was
-    killed) may end the next wait early, so waiters re-check their
-    condition after every wakeup.
+    :class:`gevent.lock.Semaphore` on the gevent backend; a native lock
+    created locked (a semaphore that counts to one) on the threading
+    backend. The core creates it at 0; a call waits by acquiring it, and
+    whoever completes that call's handoff, or closes the pipe, releases
+    it exactly once.
     """
 
-    def wait(timeout: Optional[float]) -> bool:
-        """Block until the signal is set, unset it, and return True.
+    def acquire(blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take one unit, waiting for a release if there is none.
 
-        Return False if *timeout* seconds (``None``: forever) passed
-        first; ``0`` only polls. Under gevent this yields to the hub,
-        and a :class:`gevent.Timeout` or a kill interrupts it.
+        :return: True if a unit was taken; False if *blocking* is false
+            and none was there, or the timeout passed first.
         """
 
-    def set() -> None:
-        """Set the signal, waking its waiter; no effect if already set.
+    def release() -> None:
+        """Add one unit, waking a waiter. Safe from any thread; never blocks."""
 
-        Safe to call from any thread or greenlet; it never blocks and
-        never switches greenlets.
+
+class IEvent(Interface):
+    """A flag that can be waited for: the wakeup of a call queued at a gate.
+
+    :class:`gevent.event.Event` on the gevent backend, the unpatched
+    :class:`threading.Event` on the threading backend. It is set once,
+    when the gate is handed over to the call waiting for it.
+    """
+
+    def set() -> None:
+        """Set the flag, waking its waiters. Safe from any thread; never blocks."""
+
+    def is_set() -> bool:
+        """Return True once the flag was set."""
+
+    def wait(timeout: Optional[float] = None) -> bool:
+        """Block until the flag is set or *timeout* seconds passed.
+
+        :return: the flag.
         """
 
 
 class IBackend(Interface):
-    """The blocking primitives a pipe is built on."""
+    """The blocking primitives a pipe is built on: a semaphore and an event.
+
+    A pipe never blocks but through :meth:`acquire` and :meth:`wait`.
+    """
 
     name = Attribute('The backend\'s name: ``"gevent"`` or ``"threading"``.')
+    dead_end = Attribute(
+        "The exception a wait raises when nothing could ever wake it "
+        "(:exc:`gevent.exceptions.LoopExit`), or ``()`` if it cannot tell."
+    )
 
-    def mutex() -> Any:
-        """Return a new reentrant OS lock, never held across a wait."""
+    def semaphore() -> ISemaphore:
+        """Return a new :class:`ISemaphore` at 0, for the calling thread.
 
-    def signal() -> ISignal:
-        """Return a new, unset :class:`ISignal`."""
+        A gevent semaphore belongs to the hub of the first thread that
+        waits on it, so each thread that waits gets one of its own.
+        """
+
+    def event() -> IEvent:
+        """Return a new, unset :class:`IEvent`."""
+
+    def acquire(semaphore: ISemaphore, timeout: Optional[float]) -> bool:
+        """Wait for a unit of *semaphore*, at most *timeout* seconds (``None``: no limit).
+
+        The gevent backend yields to the calling thread's hub, and keeps
+        that hub's loop alive while another native thread could release
+        the semaphore; with no such thread, a wait that nothing can end
+        raises :exc:`gevent.exceptions.LoopExit`, as gevent's own waits do.
+
+        :return: True if a unit was taken, False if the timeout passed.
+        """
+
+    def wait(event: IEvent, timeout: Optional[float]) -> bool:
+        """Wait until *event* is set, at most *timeout* seconds, as :meth:`acquire` does.
+
+        :return: the event's flag.
+        """

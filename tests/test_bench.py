@@ -16,10 +16,20 @@ from typing import Any
 
 import pytest
 
-from gpipe import _bench
+from gpipe._bench import cases, report
 
 # The smoke run takes a few seconds; far above that means it hangs.
 SMOKE_TIMEOUT = 120
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gpipe", "bench", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +40,11 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "plot": tmp / "results.png",
         "rst": tmp / "table.rst",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "gpipe", "bench", "--quick", "--seed", "7"]
-        + [arg for name, path in paths.items() for arg in (f"--{name}", str(path))],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_TIMEOUT,
+    proc = bench(
+        "--quick",
+        "--seed",
+        "7",
+        *[arg for name, path in paths.items() for arg in (f"--{name}", str(path))],
     )
     assert proc.returncode == 0, proc.stderr
     return {
@@ -46,55 +54,86 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
 
 
+def expected_cases() -> set[tuple[str, int]]:
+    expected = {(kind, size) for kind in cases.KINDS for size in cases.SIZES}
+    if cases.has_bufsize():
+        expected |= {(kind, cases.SMALL_WRITE) for kind in cases.BUFFERED_KINDS}
+    expected |= {(kind, cases.LINE_WRITE) for kind in cases.LINE_KINDS}
+    return expected
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT)
 def test_smoke_has_every_case(smoke: dict[str, Any]) -> None:
     results = smoke["results"]
-    expected = {(kind, size) for kind in _bench.KINDS for size in _bench.SIZES}
-    if _bench.has_bufsize():
-        expected |= {(kind, _bench.SMALL_WRITE) for kind in _bench.BUFFERED_KINDS}
-    got = {(r["kind"], r["size"]) for r in results["cases"]}
-    assert got == expected
+    expected = expected_cases()
+    assert {(r["kind"], r["size"]) for r in results["cases"]} == expected
     rounds = results["meta"]["rounds"]
     for record in results["cases"]:
         assert record["count"] > 0
         assert record["bytes"] == record["count"] * record["size"]
-        assert len(record["times_s"]) == rounds
-        assert record["mb_per_s"] > 0
+        assert len(record["times_s"]) == len(record["rates"]) == rounds
+        assert record["rate_min"] <= record["rate"] <= record["rate_max"]
     # Every round ran every case once.
     assert len(results["orders"]) == rounds
     for order in results["orders"]:
         assert sorted(order) == sorted(f"{kind}/{size}" for kind, size in expected)
 
 
-def test_smoke_reports_goals_and_memory(smoke: dict[str, Any]) -> None:
+@pytest.mark.timeout(SMOKE_TIMEOUT)
+def test_smoke_says_its_figures_mean_nothing(smoke: dict[str, Any]) -> None:
+    out = smoke["proc"].stdout
+    assert out.splitlines()[0] == (
+        "SMOKE RUN (--quick): tiny byte totals, few rounds; these figures mean nothing."
+    )
+    # No verdicts without --check.
+    assert "PASS" not in out
+    assert "MISS" not in out
+    assert "goal" not in out
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT)
+def test_smoke_compares_gpipe_with_each_peer(smoke: dict[str, Any]) -> None:
     results = smoke["results"]
     out = smoke["proc"].stdout
-    names = [goal["goal"] for goal in results["goals"]]
-    assert len(names) == len(set(names)) == 17
-    buffered = results["buffered"]["available"]
-    assert buffered == _bench.has_bufsize()
-    for goal in results["goals"]:
-        if goal["kind"] == "gevent-buffered" and not buffered:
-            assert goal["ratio"] is None
-            assert goal["pass"] is None
-        else:
-            assert goal["ratio"] > 0
-            assert goal["pass"] == (goal["ratio"] >= goal["target"])
-            assert goal["goal"] in out
-    if not buffered:
-        assert "buffered mode not available: gpipe.pipe() takes no bufsize" in out
+    found = {(c["kind"], c["size"]): c for c in results["comparisons"]}
+    for kind, size in expected_cases():
+        spec = cases.ALL_KINDS[kind]
+        if spec.reference is None:
+            assert (kind, size) not in found
+            continue
+        comparison = found[kind, size]
+        assert comparison["reference"] == spec.reference
+        assert comparison["ratio_min"] <= comparison["ratio"] <= comparison["ratio_max"]
+        assert len(comparison["ratios"]) == results["meta"]["rounds"]
+        assert report.ratio_range(comparison) in out
+    for label in (spec.label for spec in cases.ALL_KINDS.values()):
+        assert label in out
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT)
+def test_smoke_fairness_and_memory(smoke: dict[str, Any]) -> None:
+    results = smoke["results"]
+    out = smoke["proc"].stdout
+    streams = results["fairness"]["streams"]
+    assert set(streams) == {"gpipe", "channel-copy"}
+    for stream in streams.values():
+        assert stream["worst_ms"] >= stream["worst_ms_min"]
+        assert stream["label"] in out
     memory = results["memory"]
     assert set(memory["idle_pipe_bytes"]) == {"gevent", "threading"}
     assert all(size > 0 for size in memory["idle_pipe_bytes"].values())
     assert memory["pairs_ratio"] > 0
-    assert "idle pipe, both ends" in out
+    assert "idle pipe, both ends, bytes: gevent " in out
 
 
+@pytest.mark.timeout(SMOKE_TIMEOUT)
 def test_smoke_writes_rst_and_plot(smoke: dict[str, Any]) -> None:
     paths = smoke["paths"]
     rst = paths["rst"].read_text()
-    assert rst.count(".. list-table::") == 3
-    for label in (label for kind, (label, _) in _bench.KINDS.items()):
-        assert f"   * - {label}\n" in rst
+    assert "A smoke run (``--quick``): these figures mean nothing." in rst
+    assert rst.count(".. list-table::") == 6
+    for spec in cases.KINDS.values():
+        assert f"   * - {spec.label}\n" in rst
     out = smoke["proc"].stdout
     if importlib.util.find_spec("matplotlib") is None:
         assert "plot skipped: matplotlib is not installed" in out
@@ -104,43 +143,104 @@ def test_smoke_writes_rst_and_plot(smoke: dict[str, Any]) -> None:
 
 
 def _fake(rates: dict[tuple[str, int], float]) -> dict[str, Any]:
-    return {
-        "cases": [
-            {"kind": kind, "size": size, "mb_per_s": rate} for (kind, size), rate in rates.items()
-        ]
-    }
+    """Results with one round per case at the given rates."""
+    records = [
+        {
+            "kind": kind,
+            "size": size,
+            "reference": cases.ALL_KINDS[kind].reference,
+            "rates": [rate],
+        }
+        for (kind, size), rate in rates.items()
+    ]
+    return {"cases": records, "comparisons": report.comparisons(records)}
 
 
-def test_goal_ratios() -> None:
-    rates = {(kind, size): 100.0 for kind in _bench.KINDS for size in _bench.SIZES}
-    rates["gevent-readinto", 64] = 150.0  # 1.5x Channel + copy
-    rates["gevent-readinto", 4096] = 50.0  # 0.5x
-    rates["threading-read", 65536] = 89.0  # 0.89x readinto
-    goals = {g["goal"]: g for g in _bench.goals(_fake(rates))}
-    assert goals["gevent readinto / Channel + copy, 64 B"]["ratio"] == pytest.approx(1.5)
-    assert goals["gevent readinto / Channel + copy, 64 B"]["pass"] is True
-    assert goals["gevent readinto / Channel + copy, 4 KiB"]["pass"] is False
-    assert goals["gevent readinto / os.pipe, 64 KiB"]["ratio"] == pytest.approx(1.0)
-    assert goals["gevent readinto / os.pipe, 64 KiB"]["pass"] is False  # goal 4x
-    assert goals["threading read(n) / readinto, 64 KiB"]["pass"] is False
-    assert goals["threading read(n) / readinto, 1 MiB"]["pass"] is True
-    buffered = goals["pipe(65536) / os.pipe, 64 B writes"]
-    assert buffered["ratio"] is None
-    assert buffered["pass"] is None
+def test_goals() -> None:
+    rates = {(kind, size): 100.0 for kind in cases.KINDS for size in cases.SIZES}
+    rates["semaphore-floor", 64] = 200.0  # gpipe at 0.5x the floor
+    rates["os-pipe", 64 * 1024] = 20.0  # gpipe at 5x os.pipe
+    rates["lines-raw", cases.LINE_WRITE] = 10.0
+    rates["lines-buffered", cases.LINE_WRITE] = 40.0  # raw at 0.25x
+    results = _fake(rates)
+    results["fairness"] = {"streams": {"gpipe": {"worst_ms": 25.0}}}
+    results["memory"] = {"idle_pipe_bytes": {"gevent": 449.0, "threading": 450.0}}
+    goals = {g["goal"]: g for g in report.goals(results)}
+    assert len(goals) == 8
+
+    def check(name: str, value: float, passed: bool) -> None:
+        assert goals[name]["value"] == pytest.approx(value)
+        assert goals[name]["passed"] is passed
+
+    check("gpipe gevent readinto / Semaphore floor, 64 B", 0.5, False)
+    check("gpipe gevent readinto / Semaphore floor, 4 KiB", 1.0, True)
+    check("gpipe gevent readinto / os.pipe, 64 KiB", 5.0, True)
+    check("gpipe gevent readinto / memoryview copy, 1 MiB", 1.0, True)
+    check("lines: raw reader / io.BufferedReader", 0.25, False)
+    check("fairness: gpipe stream, sleeper's worst lateness", 25.0, False)
+    check("idle pipe, both ends, gevent backend", 449.0, True)
+    check("idle pipe, both ends, threading backend", 450.0, False)
+    text = report.format_check({"goals": list(goals.values())})
+    assert "  MISS gpipe gevent readinto / Semaphore floor, 64 B: 0.50x (goal >= 0.70x)" in text
+    assert "  PASS idle pipe, both ends, gevent backend: 449 bytes (goal < 450 bytes)" in text
 
 
-def test_bad_arguments() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gpipe", "bench", "--rounds", "0"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=SMOKE_TIMEOUT,
+def test_goals_not_measured() -> None:
+    goals = report.goals(_fake({}))
+    assert goals
+    assert all(g["value"] is None and g["passed"] is None for g in goals)
+    assert "n/a  idle pipe, both ends, gevent backend: not measured" in report.format_check(
+        {"goals": goals}
     )
+
+
+def test_comparison_is_per_round() -> None:
+    records = [
+        {"kind": "gevent-readinto", "size": 64, "reference": None, "rates": [10.0, 20.0, 30.0]},
+        {"kind": "channel-copy", "size": 64, "reference": "gevent-readinto", "rates": [5, 20, 10]},
+    ]
+    (comparison,) = report.comparisons(records)
+    assert comparison["ratios"] == [2.0, 1.0, 3.0]
+    assert (comparison["ratio"], comparison["ratio_min"], comparison["ratio_max"]) == (2, 1, 3)
+    assert report.ratio_range(comparison) == "2.00x (1.00-3.00)"
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT)
+def test_check_reports_goals(tmp_path: Path) -> None:
+    proc = bench(
+        "--quick", "--check", "--rounds", "1", "--no-memory", "--json", str(tmp_path / "r.json")
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    goals = json.loads((tmp_path / "r.json").read_text())["goals"]
+    missed = [g for g in goals if g["passed"] is False]
+    assert proc.returncode == (1 if missed else 0)
+    assert "goals:\n" in proc.stdout
+    for g in goals:
+        verdict = {None: "n/a ", True: "PASS", False: "MISS"}[g["passed"]]
+        assert f"  {verdict} {g['goal']}: " in proc.stdout
+    assert "(a smoke run: these verdicts mean nothing either)" in proc.stdout
+
+
+@pytest.mark.timeout(SMOKE_TIMEOUT)
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rounds", "0"], "--rounds must be at least 1, not 0"),
+        (["--target", "0"], "--target must be between 0 and 60 seconds, not 0.0"),
+        (["--rounds", "x"], "argument --rounds: invalid int value: 'x'"),
+        (["--json", "/proc/nowhere/r.json"], "cannot create the folder of /proc/nowhere/r.json"),
+    ],
+)
+def test_bad_arguments(args: list[str], message: str) -> None:
+    proc = bench(*args)
     assert proc.returncode == 2
-    assert "--rounds and --target must be positive" in proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("python -m gpipe bench: error: ")
+    assert message in proc.stderr
 
 
+@pytest.mark.timeout(SMOKE_TIMEOUT)
 def test_replot(smoke: dict[str, Any], tmp_path: Path) -> None:
     """benchmarks/plot.py draws a saved JSON file again."""
     pytest.importorskip("matplotlib")

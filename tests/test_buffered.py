@@ -83,9 +83,7 @@ def test_reader_close_discards_buffer_and_fails_writer(bk, buffered):
     task = bk.go(w.write, b"0123456789")
     bk.wait_blocked(w)
     r.close()
-    with pytest.raises(gpipe.ClosedPipeError) as info:
-        task.get()
-    assert info.value.consumed == 4  # what the buffer had accepted
+    assert task.get() == 4  # a short write: what the buffer had accepted
     with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
         r.read(1)
 

@@ -1,8 +1,8 @@
 """A write blocked on a full buffer when its own end is closed.
 
-On the unbuffered pipe such a write raises ClosedPipeError and reports
-in ``consumed`` how many bytes readers took; readers then see exactly
-those bytes, then the close error. The buffered pipe must keep the same
+On the unbuffered pipe such a write returns how many bytes readers
+took (a short write), and the next write raises ClosedPipeError;
+readers see exactly those bytes, then the close error. The buffered pipe must keep the same
 rule: bytes of a write that was neither buffered nor read when the
 writer closed are withdrawn, never delivered after the close.
 """
@@ -34,9 +34,12 @@ def test_own_close_fails_blocked_write(bk, bufsize):
         writer.close_with_error(LookupError("stop"))
         with pytest.raises(LookupError, match="stop"):
             drain(reader, got)
+        taken = task.get()
+        assert 3 <= taken < len(data)  # a short write: what readers took
+        assert bytes(got) == data[:taken]
         with pytest.raises(gpipe.ClosedPipeError, match="closed PipeWriter") as info:
-            task.get()
-        assert bytes(got) == data[: info.value.consumed]
+            writer.write(b"more")
+        assert info.value.consumed == 0
     finally:
         reader.close()
         writer.close()

@@ -7,7 +7,15 @@ from zope.interface.verify import verifyClass, verifyObject
 
 import gpipe
 from gpipe import _backends
-from gpipe.interfaces import IBackend, ICloser, IPipeReader, IPipeWriter, ISignal, ITimeouts
+from gpipe.interfaces import (
+    IBackend,
+    ICloser,
+    IEvent,
+    IPipeReader,
+    IPipeWriter,
+    ISemaphore,
+    ITimeouts,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,8 +25,6 @@ from gpipe.interfaces import IBackend, ICloser, IPipeReader, IPipeWriter, ISigna
         (IPipeWriter, gpipe.PipeWriter),
         (IBackend, _backends.GeventBackend),
         (IBackend, _backends.ThreadingBackend),
-        (ISignal, _backends.GeventSignal),
-        (ISignal, _backends.ThreadSignal),
     ],
 )
 def test_verify_class(iface, cls):
@@ -35,15 +41,43 @@ def test_verify_objects(backend):
             assert iface.providedBy(r) and iface.providedBy(w)
         core_backend = r._pipe.backend
         assert verifyObject(IBackend, core_backend)
-        assert verifyObject(ISignal, core_backend.signal())
+        # gevent's and the OS's primitives do not declare gpipe's
+        # interfaces: check that they have what the interfaces name.
+        assert verifyObject(ISemaphore, core_backend.semaphore(), tentative=True)
+        assert verifyObject(IEvent, core_backend.event(), tentative=True)
 
 
-def test_signal_semantics():
-    for backend in (_backends.get_backend("gevent"), _backends.get_backend("threading")):
-        sig = backend.signal()
-        assert sig.wait(0) is False  # starts unset
-        sig.set()
-        sig.set()  # idempotent: still one wakeup
-        assert sig.wait(0) is True
-        assert sig.wait(0) is False
-        assert sig.wait(0.01) is False
+def test_the_gevent_backend_hands_out_gevents_own_primitives():
+    import gevent.event
+    import gevent.lock
+
+    backend = _backends.get_backend("gevent")
+    assert type(backend.semaphore()) is gevent.lock.Semaphore
+    assert type(backend.event()) is gevent.event.Event
+
+
+@pytest.mark.parametrize("name", ["gevent", "threading"])
+def test_semaphore_and_event_semantics(name):
+    backend = _backends.get_backend(name)
+    sem = backend.semaphore()
+    assert backend.acquire(sem, 0) is False  # starts at 0
+    sem.release()
+    assert backend.acquire(sem, 0) is True
+    assert sem.acquire(False) is False
+    assert backend.acquire(sem, 0.01) is False
+    event = backend.event()
+    assert backend.wait(event, 0.01) is False
+    event.set()
+    assert event.is_set()
+    assert backend.wait(event, None) is True
+
+
+def test_threading_backend_accepts_huge_timeouts():
+    backend = _backends.get_backend("threading")
+    sem = backend.semaphore()
+    sem.release()
+    # Longer than a native lock accepts: waits at most TIMEOUT_MAX instead.
+    assert backend.acquire(sem, 1e300) is True
+    event = backend.event()
+    event.set()
+    assert backend.wait(event, 1e300) is True

@@ -148,6 +148,15 @@ class PipeMachine(RuleBasedStateMachine):
             self.expect_raise(call, err, consumed)
         self.resolving.append(("write", call, index, len(data)))
 
+    def end_write_by_close(self, pw: Any, err: Err) -> None:
+        """A close ends a blocked write: a short write if readers took part
+        of it (the count is its return value), else it raises *err*."""
+        if pw.off:
+            self.expect_return(pw.call, pw.off)
+            self.resolving.append(("write", pw.call, pw.index, len(pw.data)))
+        else:
+            self.expect_write(pw.call, pw.index, pw.data, err, 0)
+
     def drop(self, chunk: bytes) -> None:
         self.resolving.append(("drop", chunk))
 
@@ -276,7 +285,7 @@ class PipeMachine(RuleBasedStateMachine):
             self.pr = None
         if self.pw is not None:
             pw, self.pw = self.pw, None
-            self.expect_write(pw.call, pw.index, pw.data, err or READER_GONE, pw.off)
+            self.end_write_by_close(pw, err or READER_GONE)
 
     def model_close_write(self, err: Err | None) -> None:
         if self.wclosed:
@@ -285,7 +294,7 @@ class PipeMachine(RuleBasedStateMachine):
         self.werr = err
         if self.pw is not None:
             pw, self.pw = self.pw, None
-            self.expect_write(pw.call, pw.index, pw.data, CLOSED_WRITER, pw.off)
+            self.end_write_by_close(pw, CLOSED_WRITER)
         if self.pr is not None:
             pr, self.pr = self.pr, None
             if err is not None:
@@ -330,7 +339,8 @@ class PipeMachine(RuleBasedStateMachine):
         elif kind == "write":
             _, call, index, size = item
             outcome = call.outcome
-            self.ledger.write_result(index, size if outcome[0] == "ret" else outcome[2])
+            # A write returns its size, or the short count a close left it.
+            self.ledger.write_result(index, outcome[1] if outcome[0] == "ret" else outcome[2])
         elif kind == "ret":
             _, call, value, buf, chunk = item
             assert call.outcome[0] == "ret", f"expected {value!r}, got {call.outcome}"

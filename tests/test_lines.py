@@ -1,0 +1,177 @@
+"""Lines from the raw reader: readline, readlines and iteration behave as
+for io.BytesIO over the same bytes, however the writes cut the stream,
+and mixing them with other reads loses and reorders nothing."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpipe
+
+from .conftest import WAIT, Harness
+
+# Small alphabets make lines of every length, empty ones, and lines that
+# span writes.
+chunks = st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\0", b"\n")), max_size=12)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("readline"), st.integers(-2, 9)),
+        st.tuples(st.just("read"), st.integers(1, 9)),
+        st.tuples(st.just("iter"), st.integers(0, 5)),
+        st.tuples(st.just("readlines"), st.integers(-1, 20)),
+    ),
+    max_size=12,
+)
+
+
+def apply(f, op):
+    kind, arg = op
+    if kind == "readline":
+        return f.readline(arg)
+    if kind == "read":
+        return f.read(arg)
+    if kind == "readlines":
+        return f.readlines(arg)
+    # Take up to *arg* lines from a fresh iterator, then drop it.
+    return list(itertools.islice(iter(f), arg))
+
+
+@pytest.mark.parametrize("backend", ["gevent", "threading"])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(writes=chunks, steps=ops)
+def test_lines_behave_as_for_bytesio(backend, writes, steps):
+    bk = Harness(backend)
+    r, w = bk.pipe()
+    r.settimeout(WAIT)
+    w.settimeout(WAIT)
+
+    def produce():
+        for chunk in writes:
+            w.write(chunk)
+        w.close()
+
+    task = bk.go(produce)
+    model = io.BytesIO(b"".join(writes))
+    try:
+        for step in steps:
+            got = apply(r, step)
+            if step[0] == "read":
+                # A read returns bytes of one write at most: the model gives
+                # the same number of bytes, and EOF only at EOF.
+                assert got == model.read(len(got)) and (got or not model.read(1)), step
+            else:
+                assert got == apply(model, step), step
+        # Whatever is left, in order, then EOF.
+        assert r.read() == model.read()
+        task.get()
+    finally:
+        bk.close_all()
+
+
+def write_all(bk, w, data: bytes, size: int):
+    def produce():
+        for i in range(0, len(data), size):
+            w.write(data[i : i + size])
+        w.close()
+
+    return bk.go(produce)
+
+
+def test_iteration_over_many_writes(bk):
+    r, w = bk.pipe()
+    lines = [b"%d %s\n" % (i, b"x" * (i % 97)) for i in range(3000)]
+    data = b"".join(lines) + b"no newline at the end"
+    task = write_all(bk, w, data, 4096)
+    assert list(r) == [*lines, b"no newline at the end"]
+    task.get()
+
+
+def test_writes_of_memoryview_slices(bk):
+    r, w = bk.pipe()
+    data = b"".join(b"line %d\n" % i for i in range(500))
+    big = memoryview(bytearray(b"#" * 10 + data + b"#" * 10))
+
+    def produce():
+        view = big[10 : 10 + len(data)]
+        for i in range(0, len(data), 333):
+            w.write(view[i : i + 333])
+        w.close()
+
+    task = bk.go(produce)
+    assert b"".join(r) == data
+    task.get()
+
+
+def test_breaking_out_of_a_loop_loses_nothing(bk):
+    r, w = bk.pipe()
+    data = b"".join(b"%d\n" % i for i in range(1000))
+    task = write_all(bk, w, data, 1000)
+    seen = []
+    for line in r:
+        seen.append(line)
+        if len(seen) == 10:
+            break
+    # The lines the loop took ahead came back, in front.
+    assert b"".join(seen) + r.read() == data
+    task.get()
+
+
+def test_reading_inside_the_loop_keeps_the_order(bk):
+    r, w = bk.pipe()
+    data = b"".join(b"%03d\n" % i for i in range(300))
+    task = write_all(bk, w, data, 2000)
+    out = []
+    for line in r:
+        out.append(line)
+        out.append(r.read(4))  # the next line, by another kind of read
+    assert b"".join(out) == data
+    task.get()
+
+
+def test_readline_limits_and_eof_in_the_middle_of_a_line(bk):
+    r, w = bk.pipe()
+    task = write_all(bk, w, b"abcdef\ngh", 3)
+    assert r.readline(2) == b"ab"
+    assert r.readline(None) == b"cdef\n"
+    assert r.readline(0) == b""
+    assert r.readline() == b"gh"  # EOF in the middle of a line
+    assert r.readline() == b""
+    task.get()
+
+
+def test_readline_checks_its_argument(bk):
+    r, w = bk.pipe()
+    with pytest.raises(TypeError, match="readline\\(\\) size must be an integer or None"):
+        r.readline("3")
+
+
+def test_an_interrupted_readline_consumes_nothing(bk):
+    r, w = bk.pipe()
+    task = bk.go(w.write, b"first half, ")
+    r.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        r.readline()  # the line never ends within the timeout
+    task.get()
+    r.settimeout(WAIT)
+    task = write_all(bk, w, b"second half\n", 5)
+    assert r.readline() == b"first half, second half\n"
+    task.get()
+
+
+def test_the_reader_closed_during_iteration(bk):
+    r, w = bk.pipe()
+    task = bk.go(w.write, b"one\ntwo\nthree\n")
+    bk.wait_blocked(w)
+    it = iter(r)
+    assert next(it) == b"one\n"
+    assert task.get() == 14  # the iterator took all three lines at once
+    r.close()  # the lines taken ahead are dropped with the rest
+    with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
+        next(it)

@@ -334,8 +334,8 @@ class PipeReader(_End):
 
         Use it for consumers that expect ``read(n)`` to return *n*
         bytes until EOF (:func:`pickle.load`, :mod:`tarfile`'s ``"r|*"``,
-        anything written for files on disk), for fast lines, and for
-        text.
+        anything written for files on disk), and for text. (For lines
+        of bytes the reader itself is the fastest: see :meth:`__iter__`.)
 
         Closing the file closes this reader. Leaving the file's ``with``
         block by an exception closes this reader with it (see

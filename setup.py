@@ -25,7 +25,14 @@ setup(
     python_requires=">=3.10",
     install_requires=["gevent>=26.8.0", "zope.interface>=5.0"],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6.50"],
+        "test": [
+            "pytest>=7",
+            "pytest-timeout>=2.1",
+            "hypothesis>=6.50",
+            # tests/test_interop.py: real HTTP clients sending a reader as a body.
+            "requests>=2.28",
+            "urllib3>=1.26",
+        ],
         "plot": ["matplotlib"],
     },
     classifiers=[

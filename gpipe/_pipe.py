@@ -1,4 +1,12 @@
-"""The public ends of a pipe and :func:`pipe` itself."""
+"""The public ends of a pipe and :func:`pipe` itself.
+
+The ends are :class:`io.RawIOBase` files with one rule that Python's
+files do not have: a close that comes from a failure -- an exception
+leaving a ``with`` block, a writer's close while an exception is being
+handled, an end or a ``makefile()`` file collected without being
+closed -- closes the pipe with an error, never cleanly, so that the
+reader's ``b""`` keeps meaning "the writer finished".
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ import operator
 import sys
 import warnings
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any, Optional
 
 from zope.interface import implementer
@@ -17,6 +26,7 @@ from zope.interface import implementer
 from ._backends import get_backend
 from ._core import Pipe
 from ._errors import ClosedPipeError
+from ._files import STOPS, not_the_end, open_end
 from .interfaces import IPipeReader, IPipeWriter
 
 __all__ = ["ChunkIterator", "PipeReader", "PipeWriter", "pipe"]
@@ -75,15 +85,42 @@ def _check_timeout(timeout: Any) -> Optional[float]:
     return None if math.isinf(seconds) else seconds
 
 
+def _peer_error(exc: BaseException, who: str) -> BaseException:
+    """The error the other end sees when *who* ends by *exc* without saying so.
+
+    An :exc:`Exception` crosses over as it is. Any other
+    ``BaseException`` (:exc:`KeyboardInterrupt`, :exc:`SystemExit`,
+    :class:`gevent.GreenletExit`, :class:`gevent.Timeout`) is meant for
+    the code it interrupted alone: raised again in another greenlet or
+    thread it would be reported, or delivered, twice. The other end gets
+    a :exc:`~gpipe.ClosedPipeError` naming it, with it as ``__cause__``.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    err = ClosedPipeError(f"the {who} was interrupted by {type(exc).__name__}")
+    err.__cause__ = exc
+    return err
+
+
+def _no_copy(obj: object) -> TypeError:
+    return TypeError(
+        f"a {type(obj).__name__} cannot be copied or pickled: "
+        "it is one end of a pipe in this process"
+    )
+
+
 class _End(io.RawIOBase):
     """What both ends share: closing, timeouts, repr and finalisation."""
 
-    __slots__ = ("_pipe", "_timeout")
+    __slots__ = ("_pipe", "_sent", "_timeout")
     _reading: bool
+    _who: str
 
     def __init__(self, core: Pipe) -> None:
         self._pipe = core
         self._timeout: Optional[float] = None
+        # What this end's own close gave the other end (None: a plain close).
+        self._sent: Optional[BaseException] = None
 
     @property
     def backend(self) -> str:
@@ -109,14 +146,19 @@ class _End(io.RawIOBase):
     def _close(self, exc: Optional[BaseException]) -> None:
         raise NotImplementedError
 
+    def _shut(self, exc: Optional[BaseException]) -> None:
+        """Close this end with *exc* (None: cleanly), unless it is closed."""
+        if not self.closed:
+            self._sent = exc
+            self._close(exc)
+        io.RawIOBase.close(self)
+
     def close(self) -> None:
         """Close this end. Never blocks; a second call does nothing.
 
         See the class documentation for what the other end sees.
         """
-        if not self.closed:
-            self._close(None)
-        super().close()
+        self._shut(None)
 
     def close_with_error(self, exc: Optional[BaseException] = None) -> None:
         """Close this end so that calls on the other end raise *exc*.
@@ -124,7 +166,8 @@ class _End(io.RawIOBase):
         The very instance *exc* is raised there, each time with the
         traceback it had when passed in. If this end was already
         closed, the earlier close stands and this call does nothing.
-        ``close_with_error(None)`` is :meth:`close`.
+        ``close_with_error(None)`` closes the end cleanly, whatever
+        exception is being handled when it is called.
 
         :raises TypeError: *exc* is neither ``None`` nor an exception instance.
         """
@@ -133,9 +176,47 @@ class _End(io.RawIOBase):
                 "close_with_error() takes an exception instance or None, "
                 f"not {type(exc).__name__!r}"
             )
-        if not self.closed:
-            self._close(exc)
-        super().close()
+        self._shut(exc)
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Close this end: with *exc* if the block raised, else cleanly.
+
+        An :exc:`Exception` leaving the block is what the other end's
+        calls raise; any other exception (:exc:`KeyboardInterrupt`, a
+        kill) makes them raise :exc:`~gpipe.ClosedPipeError` with it as
+        ``__cause__``. The exception goes on unchanged.
+        """
+        if exc is None:
+            self._shut(None)
+        else:
+            self._shut(_peer_error(exc, self._who))
+
+    def __copy__(self) -> Any:
+        raise _no_copy(self)
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise _no_copy(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise _no_copy(self)
+
+    def seekable(self) -> bool:
+        """Return False: a pipe cannot seek.
+
+        :raises ClosedPipeError: this end is closed (a :exc:`ValueError`,
+            as for any closed file).
+        """
+        self._check_open()
+        return False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ClosedPipeError(f"I/O operation on a closed {type(self).__name__}")
 
     def flush(self) -> None:
         """Do nothing: a pipe has no buffer to flush."""
@@ -152,18 +233,34 @@ class _End(io.RawIOBase):
         # Never blocks or switches greenlets: it may run in any thread, in
         # the middle of any other code (the cyclic garbage collector).
         try:
-            core = self._pipe
-        except AttributeError:  # __init__ never ran
+            self._pipe  # noqa: B018 -- __init__ may never have run
+        except AttributeError:
             return
-        if self.closed:
-            return
-        text = f"unclosed {self!r}"
+        if not self.closed:
+            self._abandoned(self)
+
+    def _abandoned(self, owner: object) -> None:
+        """*owner* (this end, or a file over it) was collected unclosed."""
+        text = f"unclosed {owner!r}"
         # Fail the peer first: with warnings turned into errors (python -W
         # error), the warning raises, and the peer must not wait forever.
-        self._collected(core)
+        self._collected(self._pipe)
         io.RawIOBase.close(self)
         # stacklevel=1: a finaliser has no caller worth pointing at.
-        warnings.warn(text, ResourceWarning, stacklevel=1, source=self)
+        warnings.warn(text, ResourceWarning, stacklevel=1, source=owner)
+
+    def makefile(
+        self,
+        mode: str = "",
+        buffering: Optional[int] = None,
+        *,
+        encoding: Optional[str] = None,
+        errors: Optional[str] = None,
+        newline: Optional[str] = None,
+    ) -> Any:
+        # Documented on each end, whose modes differ.
+        self._check_open()
+        return open_end(self, mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
     def _collected(self, core: Pipe) -> None:
         raise NotImplementedError
@@ -180,16 +277,113 @@ class PipeReader(_End):
 
     Closing the reader makes blocked and later writes raise
     :exc:`~gpipe.ClosedPipeError` (or the error given to
-    :meth:`close_with_error`). A reader collected without being closed
-    emits :exc:`ResourceWarning` and is closed then.
+    :meth:`close_with_error`, or the exception that left its ``with``
+    block). A reader collected without being closed emits
+    :exc:`ResourceWarning` and is closed then.
+
+    Its ``read(n)`` returns the bytes of at most one write, which may
+    be fewer than *n* before EOF: give consumers that expect *n* bytes
+    (:func:`pickle.load`, :mod:`tarfile`'s ``"r|*"``) a buffered
+    :meth:`makefile` instead.
     """
 
     __slots__ = ()
     _reading = True
+    _who = "reader"
+
+    @property
+    def mode(self) -> str:
+        """``"rb"``, as for a file opened for reading bytes."""
+        return "rb"
 
     def readable(self) -> bool:
-        """Return True: this is the read end."""
+        """Return True: this is the read end.
+
+        :raises ClosedPipeError: this reader is closed (a :exc:`ValueError`,
+            as for any closed file).
+        """
+        self._check_open()
         return True
+
+    def writable(self) -> bool:
+        """Return False: this is the read end.
+
+        :raises ClosedPipeError: this reader is closed.
+        """
+        self._check_open()
+        return False
+
+    def write(self, data: Any) -> int:
+        """Raise :exc:`io.UnsupportedOperation`: this is the read end."""
+        raise io.UnsupportedOperation("write() on a PipeReader: it is the read end of a pipe")
+
+    def writelines(self, lines: Any) -> None:
+        """Raise :exc:`io.UnsupportedOperation`: this is the read end."""
+        raise io.UnsupportedOperation("writelines() on a PipeReader: it is the read end of a pipe")
+
+    def makefile(
+        self,
+        mode: str = "rb",
+        buffering: Optional[int] = None,
+        *,
+        encoding: Optional[str] = None,
+        errors: Optional[str] = None,
+        newline: Optional[str] = None,
+    ) -> Any:
+        """Return a buffered file over this reader, as :meth:`socket.socket.makefile`.
+
+        Use it for consumers that expect ``read(n)`` to return *n*
+        bytes until EOF (:func:`pickle.load`, :mod:`tarfile`'s ``"r|*"``,
+        anything written for files on disk), and for text. (For lines
+        of bytes the reader itself is the fastest: see :meth:`__iter__`.)
+
+        Closing the file closes this reader. Leaving the file's ``with``
+        block by an exception closes this reader with it (see
+        :meth:`__exit__`); a file collected without being closed emits
+        :exc:`ResourceWarning` and closes this reader as if it were
+        collected itself. Iterating over it never ends cleanly on a
+        :exc:`StopIteration` that the writer closed the pipe with: it
+        raises :exc:`RuntimeError` from it.
+
+        :param mode: ``"rb"`` (the default) for an
+            :class:`io.BufferedReader`, ``"r"`` for an
+            :class:`io.TextIOWrapper` over one.
+        :param buffering: the buffer's size in bytes; ``None`` or a
+            negative number for 65536 (one read takes a whole 64 KiB
+            write); ``0`` for no buffer: this reader itself is returned
+            (binary mode only).
+        :param encoding: the text encoding, ``"utf-8"`` by default (not
+            the locale's: both ends are in this program); text mode only.
+        :param errors: as for :class:`io.TextIOWrapper`; text mode only.
+        :param newline: as for :class:`io.TextIOWrapper`; text mode only.
+        :return: an :class:`io.BufferedReader` or :class:`io.TextIOWrapper`
+            (of subclasses that keep the rules above).
+        :raises ValueError: *mode* is not ``"r"`` or ``"rb"``; an encoding,
+            errors or newline in binary mode; ``buffering=0`` in text mode.
+        :raises TypeError: *buffering* is not an integer or ``None``.
+        :raises ClosedPipeError: this reader is closed.
+
+        .. versionadded:: 0.1.0
+        """
+        return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
+
+    def __next__(self) -> bytes:
+        """Return the next line, as :meth:`readline` reads it.
+
+        :raises StopIteration: at EOF.
+        :raises RuntimeError: the writer closed the pipe with
+            :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which
+            must not pass for the end of the data; it is the
+            ``__cause__``.
+        :raises: otherwise as :meth:`read`.
+        """
+        try:
+            line = self.readline()
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
+        if not line:
+            raise StopIteration
+        return line
 
     def read(self, size: Optional[int] = -1) -> bytes:
         """Read up to *size* bytes; block until a writer provides some.
@@ -308,10 +502,14 @@ class PipeReader(_End):
         dropped, so mixing iteration with other reads loses nothing.
         Unlike a file's, the iterator is not the reader itself.
 
-        :raises: each step raises as :meth:`read`.
+        :raises RuntimeError: the writer closed the pipe with
+            :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which
+            must not pass for the end of the data; it is the
+            ``__cause__``.
+        :raises: otherwise each step raises as :meth:`read`.
         """
         self._checkClosed()
-        return itertools.chain.from_iterable(self._pipe.lines(self))
+        return itertools.chain.from_iterable(_no_stop(self._pipe.lines(self)))
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -351,8 +549,43 @@ class PipeReader(_End):
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_read(exc)
 
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Close this reader, with *exc* if the block raised.
+
+        Writes then raise *exc* itself if it is an :exc:`Exception`,
+        else a :exc:`~gpipe.ClosedPipeError` with it as ``__cause__``
+        (a :exc:`KeyboardInterrupt` or a kill is delivered once, to the
+        code it interrupted). A normal exit is :meth:`close`. The
+        exception goes on unchanged.
+        """
+        super().__exit__(exc_type, exc, tb)
+
     def _collected(self, core: Pipe) -> None:
         core.close_read(ClosedPipeError("read end collected without close"))
+
+
+def _no_stop(batches: Iterator[Iterator[bytes]]) -> Iterator[Iterator[bytes]]:
+    """*batches* of lines, with a StopIteration close error as RuntimeError.
+
+    It wraps the batches, not the lines, so that iteration over the
+    lines of a batch keeps its C speed.
+    """
+    try:
+        yield from batches
+    except RuntimeError as exc:
+        # PEP 479: the core's generator turned the read's StopIteration
+        # into a RuntimeError; say what it was, as the other iterations do.
+        cause = exc.__cause__
+        if isinstance(cause, StopIteration):
+            raise not_the_end(cause) from cause
+        raise
+    except StopAsyncIteration as exc:  # no generator turns this one
+        raise not_the_end(exc) from exc
 
 
 class ChunkIterator:
@@ -374,11 +607,17 @@ class ChunkIterator:
         """Return the next chunk.
 
         :raises StopIteration: at EOF, and after :meth:`close`.
+        :raises RuntimeError: the writer closed the pipe with
+            :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which must
+            not pass for the end of the data; it is the ``__cause__``.
         :raises: otherwise as :meth:`PipeReader.read`.
         """
         if self._reader.closed:
             raise StopIteration
-        data = self._reader.read(self._size)
+        try:
+            data = self._reader.read(self._size)
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
         if not data:
             self._reader.close()
             raise StopIteration
@@ -387,6 +626,9 @@ class ChunkIterator:
     def close(self) -> None:
         """Close the reader (never blocks); later steps stop the iteration."""
         self._reader.close()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise _no_copy(self)
 
 
 @implementer(IPipeWriter)
@@ -401,18 +643,153 @@ class PipeWriter(_End):
 
     Closing the writer makes reads return EOF once the data written
     before was read; :meth:`close_with_error` makes them raise its error
-    instead. A writer collected without being closed emits
-    :exc:`ResourceWarning`, and reads then raise
+    instead. EOF means that the writer finished, and nothing else:
+    leaving the writer's ``with`` block by an exception, or a
+    :meth:`close` that runs while an exception is being handled,
+    closes it with that exception. A writer collected without being
+    closed emits :exc:`ResourceWarning`, and reads then raise
     :exc:`~gpipe.ClosedPipeError`, never EOF: a clean EOF would pass
     truncated data off as complete.
     """
 
     __slots__ = ()
     _reading = False
+    _who = "writer"
+
+    @property
+    def mode(self) -> str:
+        """``"wb"``, as for a file opened for writing bytes."""
+        return "wb"
 
     def writable(self) -> bool:
-        """Return True: this is the write end."""
+        """Return True: this is the write end.
+
+        :raises ClosedPipeError: this writer is closed (a :exc:`ValueError`,
+            as for any closed file).
+        """
+        self._check_open()
         return True
+
+    def readable(self) -> bool:
+        """Return False: this is the write end.
+
+        :raises ClosedPipeError: this writer is closed.
+        """
+        self._check_open()
+        return False
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        """Raise :exc:`io.UnsupportedOperation`: this is the write end.
+
+        So do :meth:`readinto`, :meth:`readall`, ``readline()``,
+        ``readlines()`` and iteration.
+        """
+        raise io.UnsupportedOperation("read() on a PipeWriter: it is the write end of a pipe")
+
+    def readinto(self, buffer: Any) -> int:
+        """Raise :exc:`io.UnsupportedOperation`: this is the write end."""
+        raise io.UnsupportedOperation("readinto() on a PipeWriter: it is the write end of a pipe")
+
+    def readall(self) -> bytes:
+        """Raise :exc:`io.UnsupportedOperation`: this is the write end."""
+        raise io.UnsupportedOperation("readall() on a PipeWriter: it is the write end of a pipe")
+
+    def close(self) -> None:
+        """Close this writer. Never blocks; a second call does nothing.
+
+        Readers get EOF once they have read what was written before,
+        unless ``close()`` runs while an exception is being handled: in
+        an ``except`` or ``finally`` block on the way out of an error,
+        or in an ``__exit__`` (such as that of an :class:`io.TextIOWrapper`
+        around this writer, whose ``with`` block raised). Then the
+        stream is cut short, and this is ``close_with_error()`` with
+        that exception, as :meth:`__exit__` describes. To close cleanly
+        inside an ``except`` block that handled its error, call
+        ``close_with_error(None)``.
+        """
+        if not self.closed:
+            failure = sys.exc_info()[1]
+            if failure is not None:
+                self._shut(_peer_error(failure, "writer"))
+                return
+        self._shut(None)
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        """Close this writer, with *exc* if the block raised.
+
+        Reads then raise *exc* itself if it is an :exc:`Exception`
+        (a :exc:`StopIteration` too, which ends no iteration over the
+        pipe), else a :exc:`~gpipe.ClosedPipeError` with it as
+        ``__cause__`` (a :exc:`KeyboardInterrupt` or a kill is delivered
+        once, to the code it interrupted). The exception goes on
+        unchanged.
+
+        A normal exit closes the writer cleanly: readers get EOF. The
+        block is known to have finished, so unlike a bare
+        :meth:`close` this holds even inside an ``except`` block that
+        handles some other error.
+        """
+        super().__exit__(exc_type, exc, tb)
+
+    def makefile(
+        self,
+        mode: str = "wb",
+        buffering: Optional[int] = None,
+        *,
+        encoding: Optional[str] = None,
+        errors: Optional[str] = None,
+        newline: Optional[str] = None,
+    ) -> Any:
+        """Return a buffered file over this writer, as :meth:`socket.socket.makefile`.
+
+        Use it for writer APIs that make many small writes (:mod:`csv`,
+        :mod:`json`, :mod:`pickle`): each handoff to the reader costs a
+        switch, and the buffer gathers them. Use it for text.
+
+        The file keeps the pipe's guarantee that a cut-off stream never
+        ends with a clean EOF:
+
+        - a normal exit from its ``with`` block, or its
+          :meth:`~io.IOBase.close`, flushes, then closes this writer
+          cleanly; if the flush fails, this writer is closed with that
+          error;
+        - leaving its ``with`` block by an exception, or a ``close()``
+          while an exception is being handled (as for :meth:`close`),
+          closes this writer with that exception (as :meth:`__exit__`
+          says) *without* flushing: what the buffer held is dropped,
+          and nothing blocks;
+        - a file collected without being closed (its greenlet or thread
+          died, or forgot it) emits :exc:`ResourceWarning` and closes
+          this writer as if it were collected itself: reads raise
+          :exc:`~gpipe.ClosedPipeError`. Close the file before a
+          :func:`~gpipe.spawn_producer` function returns.
+
+        :param mode: ``"wb"`` (the default) for an
+            :class:`io.BufferedWriter`, ``"w"`` for an
+            :class:`io.TextIOWrapper` over one.
+        :param buffering: the buffer's size in bytes; ``None`` or a
+            negative number for 65536; ``1`` in text mode for line
+            buffering, as :func:`open`; ``0`` for no buffer: this writer
+            itself is returned (binary mode only).
+        :param encoding: the text encoding, ``"utf-8"`` by default (not
+            the locale's: both ends are in this program); text mode only.
+        :param errors: as for :class:`io.TextIOWrapper`; text mode only.
+        :param newline: as for :class:`io.TextIOWrapper`; text mode only.
+        :return: an :class:`io.BufferedWriter` or :class:`io.TextIOWrapper`
+            (of subclasses that keep the rules above).
+        :raises ValueError: *mode* is not ``"w"`` or ``"wb"``; an encoding,
+            errors or newline in binary mode; ``buffering=0`` in text mode.
+        :raises TypeError: *buffering* is not an integer or ``None``.
+        :raises ClosedPipeError: this writer is closed.
+
+        .. versionadded:: 0.1.0
+        """
+        return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
     def write(self, data: Any) -> int:
         """Write all of the bytes-like *data*; block until readers took it.

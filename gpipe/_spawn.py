@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from ._backends import _original, get_backend
 from ._core import Pipe
 from ._errors import ClosedPipeError
-from ._pipe import PipeReader, PipeWriter, _check_timeout
+from ._pipe import PipeReader, PipeWriter, _check_timeout, _peer_error
 
 __all__ = ["ConsumerWriter", "spawn_consumer", "spawn_producer"]
 
@@ -64,13 +64,6 @@ def _name(prefix: str, fn: Callable[..., Any]) -> str:
     return f"{prefix}-{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
-def _interrupted(exc: BaseException, who: str) -> ClosedPipeError:
-    """The error the other end sees when a task ends by a non-Exception."""
-    err = ClosedPipeError(f"the {who} was interrupted by {type(exc).__name__}")
-    err.__cause__ = exc
-    return err
-
-
 def _write_error(writer: PipeWriter) -> BaseException | None:
     """What a write on *writer* raises now; None if it would go ahead."""
     try:
@@ -106,10 +99,13 @@ def spawn_producer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Pipe
     closed the writer itself) is reported as an unhandled error of the
     greenlet or thread.
 
-    .. important:: *fn* must not close the writer itself, and must not
-       use it in a ``with`` block: leaving a ``with`` block by an
-       exception would close the writer cleanly, and the reader would
-       take truncated data for complete. Returning closes it.
+    *fn* need not close the writer: returning closes it. It may close
+    it itself, by leaving a ``with`` block of the writer or of a file
+    from :meth:`~gpipe.PipeWriter.makefile`: leaving such a block by an
+    exception hands that exception to the reader as well. A file from
+    ``makefile()`` must be closed before *fn* returns (its ``with``
+    block does that): one left open is collected when *fn* returns,
+    which fails the pipe rather than lose what the file buffered.
 
     :param fn: called as ``fn(writer, *args, **kwargs)``; its return
         value is ignored.
@@ -127,13 +123,18 @@ def spawn_producer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Pipe
             fn(writer, *args, **kwargs)
         except BaseException as exc:
             closed_by_fn = writer.closed
+            sent = writer._sent
+            if closed_by_fn and sent is not None and (sent is exc or sent.__cause__ is exc):
+                # fn's own with block gave the reader this error already.
+                if isinstance(exc, Exception):
+                    return
+                raise
             now = _write_error(writer)
             if now is None:
                 # Both ends are open: hand the error to the reader.
+                writer.close_with_error(_peer_error(exc, "producer"))
                 if isinstance(exc, Exception):
-                    writer.close_with_error(exc)
                     return
-                writer.close_with_error(_interrupted(exc, "producer"))
                 raise
             writer.close()
             reader_gone = not closed_by_fn and (
@@ -170,6 +171,11 @@ class ConsumerWriter(PipeWriter, Generic[T]):
     def join(self, timeout: float | None = None) -> T:
         """Close this writer if still open, wait for the consumer, return its result.
 
+        The close is :meth:`~gpipe.PipeWriter.close`: called while an
+        exception is being handled (in a ``finally`` block on the way
+        out of an error), it closes the writer with that exception, so
+        the consumer never takes a cut-off stream for a whole one.
+
         Can be called again: it returns the same result or raises the
         same error.
 
@@ -199,10 +205,25 @@ class ConsumerWriter(PipeWriter, Generic[T]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Join the consumer if the block ended normally, else close with *exc*.
+
+        On a normal exit this closes the writer cleanly (even inside an
+        ``except`` block that handles another error) and is
+        :meth:`join`, whose errors are raised here.
+
+        Leaving the block by an :exc:`Exception` makes the consumer's
+        reads raise it; by any other exception (:exc:`KeyboardInterrupt`,
+        :exc:`SystemExit`, a kill), a :exc:`~gpipe.ClosedPipeError` with
+        it as ``__cause__``, so that it reaches the caller once, from the
+        ``with`` block, and the consumer never raises it again. Then it
+        does not wait for the consumer, and the exception goes on
+        unchanged.
+        """
         if exc is None:
+            self.close_with_error(None)  # the block finished: EOF
             self.join()
         else:
-            self.close_with_error(exc)
+            super().__exit__(exc_type, exc, tb)
 
 
 def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> ConsumerWriter[T]:
@@ -224,6 +245,12 @@ def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Consum
     - :meth:`~gpipe.PipeWriter.close` stays non-blocking; the reader
       then sees EOF. :meth:`~gpipe.PipeWriter.close_with_error` makes
       its reads raise the error given.
+    - Leaving the writer's ``with`` block by an exception closes the
+      writer with it and does not wait (see
+      :meth:`ConsumerWriter.__exit__`): *fn*'s reads raise it, or a
+      :exc:`~gpipe.ClosedPipeError` caused by it for a
+      :exc:`KeyboardInterrupt` or :exc:`SystemExit`, which reaches the
+      caller once, from the ``with`` block.
 
     *fn*'s outcome is kept for :meth:`ConsumerWriter.join` and never
     reported otherwise.
@@ -243,10 +270,11 @@ def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Consum
             task.result = fn(reader, *args, **kwargs)
         except BaseException as exc:
             task.error = (exc, exc.__traceback__)
-            if isinstance(exc, Exception):
-                reader.close_with_error(exc)
+            reader.close_with_error(_peer_error(exc, "consumer"))
+            if isinstance(exc, Exception) or exc is writer._sent:
+                # The writer's owner has this error already: raising a
+                # KeyboardInterrupt it gave here would deliver it twice.
                 return
-            reader.close_with_error(_interrupted(exc, "consumer"))
             raise
         else:
             reader.close()

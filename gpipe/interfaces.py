@@ -31,6 +31,14 @@ class ICloser(Interface):
     ``None``. The first close of an end wins: a later :meth:`close` or
     :meth:`close_with_error` never replaces the error an earlier one
     gave. Closing either end wakes every call blocked on both ends.
+
+    An end is a context manager. Leaving its ``with`` block normally
+    closes it cleanly; leaving it by an exception closes the end with that
+    exception, so that the other end raises it: the very instance if it
+    is an :exc:`Exception`, else (:exc:`KeyboardInterrupt`,
+    :exc:`SystemExit`, a kill) a :exc:`~gpipe.ClosedPipeError` with it
+    as ``__cause__``, which keeps it from being delivered twice. The
+    exception goes on unchanged.
     """
 
     closed = Attribute("True once this end was closed by its owner.")
@@ -40,7 +48,12 @@ class ICloser(Interface):
         """Close this end; the other end sees the default close error.
 
         Closing the writer makes reads return EOF (``b""``) once
-        nothing is left to read; closing the reader makes writes raise
+        nothing is left to read -- unless the writer's close runs while
+        an exception is being handled (an ``except`` or ``finally``
+        block on the way out of an error, an ``__exit__``): a stream
+        cut short by an error never ends with EOF, and the writer is
+        closed with that exception as if its ``with`` block had
+        raised. Closing the reader makes writes raise
         :exc:`~gpipe.ClosedPipeError`.
         """
 
@@ -48,8 +61,8 @@ class ICloser(Interface):
         """Close this end so that calls on the other end raise *exc*.
 
         The very instance *exc* is raised, each time with the traceback
-        it had when it was passed in. ``close_with_error(None)`` is
-        :meth:`close`.
+        it had when it was passed in. ``close_with_error(None)`` closes
+        the end cleanly, whatever exception is being handled.
 
         :raises TypeError: *exc* is neither ``None`` nor an exception instance.
         """
@@ -85,7 +98,14 @@ class IPipeReader(ICloser, ITimeouts):
     raises ``e``; one whose writer was garbage-collected while open
     raises :exc:`~gpipe.ClosedPipeError`. A read on a reader this
     end's owner closed raises :exc:`~gpipe.ClosedPipeError`.
+
+    It is a read-only, unseekable binary file: calls that write raise
+    :exc:`io.UnsupportedOperation`, and ``readable()``, ``writable()``
+    and ``seekable()`` raise :exc:`ValueError` once it is closed. It
+    cannot be copied or pickled (:exc:`TypeError`).
     """
+
+    mode = Attribute('``"rb"``.')
 
     def read(size: Optional[int] = -1) -> bytes:
         """Read up to *size* bytes, blocking until a writer provides some.
@@ -126,7 +146,34 @@ class IPipeReader(ICloser, ITimeouts):
         """
 
     def __iter__() -> Iterator[bytes]:
-        """Iterate over lines, as :meth:`readline` reads them."""
+        """Iterate over lines, as :meth:`readline` reads them.
+
+        A :exc:`StopIteration` that the writer closed the pipe with
+        does not end the iteration: it raises :exc:`RuntimeError` from
+        it, as a generator does (PEP 479).
+        """
+
+    def makefile(
+        mode: str = "rb",
+        buffering: Optional[int] = None,
+        *,
+        encoding: Optional[str] = None,
+        errors: Optional[str] = None,
+        newline: Optional[str] = None,
+    ) -> Any:
+        """Return an :class:`io.BufferedReader` (``"rb"``) or
+        :class:`io.TextIOWrapper` (``"r"``) over this reader, as
+        :meth:`socket.socket.makefile` does.
+
+        Its ``read(n)`` returns *n* bytes until EOF. Closing it closes
+        this reader; leaving its ``with`` block by an exception closes
+        this reader with it, as for this reader's own ``with`` block;
+        collected unclosed, it closes this reader as if it were
+        collected; iterating over it raises :exc:`RuntimeError` for a
+        :exc:`StopIteration` close error, as :meth:`__iter__`.
+
+        :raises ValueError: a mode other than ``"r"`` or ``"rb"``.
+        """
 
     def iter_chunks(size: int = 65536) -> Iterator[bytes]:
         """Return an iterator over non-empty :class:`bytes` chunks until EOF.
@@ -139,7 +186,9 @@ class IPipeReader(ICloser, ITimeouts):
 
         :raises TypeError: *size* is not an integer.
         :raises ValueError: *size* is not positive.
-        :raises: each step raises as :meth:`read`.
+        :raises: each step raises as :meth:`read`, except that a
+            :exc:`StopIteration` close error raises :exc:`RuntimeError`
+            from it rather than end the iteration.
         """
 
 
@@ -162,7 +211,14 @@ class IPipeWriter(ICloser, ITimeouts):
     exception allows attributes. A close that ends a write after
     readers took part of it makes the write return that count instead
     (a short write); the next write raises the close error.
+
+    It is a write-only, unseekable binary file: calls that read raise
+    :exc:`io.UnsupportedOperation`, and ``readable()``, ``writable()``
+    and ``seekable()`` raise :exc:`ValueError` once it is closed. It
+    cannot be copied or pickled (:exc:`TypeError`).
     """
+
+    mode = Attribute('``"wb"``.')
 
     def write(data: Any) -> int:
         """Write all of the bytes-like *data*, blocking until it was read.
@@ -187,6 +243,29 @@ class IPipeWriter(ICloser, ITimeouts):
 
     def flush() -> None:
         """Do nothing: a pipe keeps no buffer to flush."""
+
+    def makefile(
+        mode: str = "wb",
+        buffering: Optional[int] = None,
+        *,
+        encoding: Optional[str] = None,
+        errors: Optional[str] = None,
+        newline: Optional[str] = None,
+    ) -> Any:
+        """Return an :class:`io.BufferedWriter` (``"wb"``) or
+        :class:`io.TextIOWrapper` (``"w"``) over this writer, as
+        :meth:`socket.socket.makefile` does.
+
+        It never ends a failed stream with EOF: its ``close()`` flushes
+        and closes this writer cleanly (or with the flush's error);
+        leaving its ``with`` block by an exception, or closing it while
+        an exception is being handled, closes this writer with that
+        exception without flushing; collected unclosed, it closes this
+        writer as if it were collected (reads raise
+        :exc:`~gpipe.ClosedPipeError`).
+
+        :raises ValueError: a mode other than ``"w"`` or ``"wb"``.
+        """
 
 
 class ISemaphore(Interface):

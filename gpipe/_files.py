@@ -1,0 +1,197 @@
+"""The buffered and text files that ``makefile()`` puts over a pipe end.
+
+They are :class:`io.BufferedReader`, :class:`io.BufferedWriter` and
+:class:`io.TextIOWrapper` with the pipe's rule added where Python's
+defaults break it: ``IOBase.__exit__`` closes cleanly when the block
+raised, and a file's finaliser flushes and closes cleanly; over a
+writer, either would turn a failure into a clean EOF.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from types import TracebackType
+from typing import Any, Optional
+
+# makefile()'s default buffer: one 64 KiB write per handoff, as iter_chunks.
+FILE_BUFFER = 65536
+
+# The exceptions that end an iteration, which a close error must never do.
+STOPS = (StopIteration, StopAsyncIteration)
+
+
+def not_the_end(exc: BaseException) -> RuntimeError:
+    """What an iteration over a pipe raises for a StopIteration close error,
+    as PEP 479 has generators do (raise it ``from exc``)."""
+    return RuntimeError(f"the pipe's writer was closed with {type(exc).__name__}")
+
+
+def _raw(f: Any) -> Any:
+    """The pipe end under the file *f*."""
+    buffer = getattr(f, "buffer", f)  # a TextIOWrapper's, or f itself
+    return buffer.raw
+
+
+class _Rules:
+    """What every file over a pipe end adds to its :mod:`io` class."""
+
+    __slots__ = ()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc is None:
+            self._finish()
+        else:
+            # Not self.close(): a writer's flush could block on the way out
+            # of an error, and the error is all the reader needs to know.
+            _raw(self).__exit__(exc_type, exc, tb)
+
+    def _finish(self) -> None:
+        """The close of a ``with`` block that ended normally."""
+        self.close()  # type: ignore[attr-defined]
+
+    def __del__(self) -> None:
+        # Instead of IOBase's finaliser, which flushes and closes cleanly.
+        try:
+            raw = _raw(self)
+        except (AttributeError, ValueError):  # never initialised, or detached
+            return
+        if not raw.closed:
+            raw._abandoned(self)
+
+    def __repr__(self) -> str:
+        try:
+            raw = _raw(self)
+        except (AttributeError, ValueError):
+            return f"<gpipe file {type(self).__name__}>"
+        return f"<gpipe file mode={self.mode!r} on {raw!r}>"  # type: ignore[attr-defined]
+
+    def __copy__(self) -> Any:
+        raise self._no_copy()
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise self._no_copy()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise self._no_copy()
+
+    def _no_copy(self) -> TypeError:
+        return TypeError("a file over a pipe end cannot be copied or pickled")
+
+
+class _ReaderRules(_Rules):
+    __slots__ = ()
+
+    def __next__(self) -> Any:
+        try:
+            line = self.readline()  # type: ignore[attr-defined]
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
+        if not line:
+            raise StopIteration
+        return line
+
+
+class _WriterRules(_Rules):
+    __slots__ = ()
+
+    def close(self) -> None:
+        raw = _raw(self)
+        if raw.closed:
+            return
+        failure = sys.exc_info()[1]
+        if failure is not None:
+            # Closed while an error propagates: the same as leaving a
+            # ``with`` block by it, without the flush.
+            raw.__exit__(type(failure), failure, failure.__traceback__)
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        raw = _raw(self)
+        if raw.closed:
+            return
+        try:
+            self.flush()  # type: ignore[attr-defined]
+        except BaseException as exc:
+            # The io classes would close the writer cleanly after a failed
+            # flush: the bytes it withdrew would never be missed.
+            raw.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        # Cleanly, whatever exception an outer block may be handling: the
+        # file's own close() or with block decided that the data is whole.
+        raw.close_with_error(None)
+        super().close()  # type: ignore[misc]
+
+
+class _BufferedPipeReader(_ReaderRules, io.BufferedReader):
+    __slots__ = ()
+
+
+class _TextPipeReader(_ReaderRules, io.TextIOWrapper):
+    __slots__ = ()
+    mode = "r"  # as socket.makefile's text files
+
+
+class _BufferedPipeWriter(_WriterRules, io.BufferedWriter):
+    __slots__ = ()
+
+
+class _TextPipeWriter(_WriterRules, io.TextIOWrapper):
+    __slots__ = ()
+    mode = "w"
+
+
+def open_end(
+    end: Any,
+    mode: str,
+    buffering: Optional[int],
+    *,
+    encoding: Optional[str],
+    errors: Optional[str],
+    newline: Optional[str],
+) -> Any:
+    """The file ``end.makefile(mode, buffering, ...)`` returns."""
+    reading = end.mode == "rb"
+    allowed = ("r", "rb") if reading else ("w", "wb")
+    if mode not in allowed:
+        raise ValueError(
+            f"invalid mode {mode!r} for a {type(end).__name__} (use {allowed[0]!r} or "
+            f"{allowed[1]!r})"
+        )
+    binary = mode.endswith("b")
+    if buffering is None:
+        buffering = -1
+    elif isinstance(buffering, bool) or not isinstance(buffering, int):
+        raise TypeError(f"buffering must be an integer or None, not {type(buffering).__name__!r}")
+    if binary:
+        for name, value in (
+            ("an encoding", encoding),
+            ("an errors", errors),
+            ("a newline", newline),
+        ):
+            if value is not None:
+                raise ValueError(f"binary mode doesn't take {name} argument")
+    line_buffering = not binary and buffering == 1
+    if buffering < 0 or line_buffering:
+        buffering = FILE_BUFFER
+    if buffering == 0:
+        if not binary:
+            raise ValueError("unbuffered streams must be binary")
+        return end
+    buffer = (_BufferedPipeReader if reading else _BufferedPipeWriter)(end, buffering)
+    if binary:
+        return buffer
+    text = (_TextPipeReader if reading else _TextPipeWriter)(
+        buffer,
+        encoding="utf-8" if encoding is None else encoding,
+        errors=errors,
+        newline=newline,
+        line_buffering=line_buffering,
+    )
+    return text

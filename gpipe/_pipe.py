@@ -511,6 +511,37 @@ class PipeReader(_End):
         self._checkClosed()
         return itertools.chain.from_iterable(_no_stop(self._pipe.lines(self)))
 
+    def readlines(self, hint: Optional[int] = -1) -> list[bytes]:
+        """Read lines until EOF, or until their total size reaches *hint*.
+
+        As for :class:`io.BytesIO`: ``hint`` ``-1``, ``None`` or any
+        number up to 0 reads all lines; otherwise no more lines are read
+        once the lines so far hold *hint* bytes or more. Lines taken from
+        a write beyond those returned stay in the stream.
+
+        :raises TypeError: *hint* is not an integer or ``None``.
+        :raises: as iteration over the reader.
+        """
+        if hint is None:
+            hint = -1
+        else:
+            try:
+                hint = operator.index(hint)
+            except TypeError:
+                raise TypeError(
+                    f"readlines() hint must be an integer or None, not {type(hint).__name__!r}"
+                ) from None
+        if hint <= 0:
+            return list(self)
+        lines = []
+        total = 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if total >= hint:
+                break  # the iterator, dropped, puts back what it took ahead
+        return lines
+
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
 

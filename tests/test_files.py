@@ -515,6 +515,10 @@ def die(bk: Harness, fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> 
         assert g.dead
         reports.append(type(g.exception))
         del g
+        # Let the hub run the greenlet's pending link callbacks, which still
+        # hold it (in gevent's pure-Python mode its frames then form a
+        # cycle with its exception, for the collection below).
+        gevent.idle()
     else:
         monkeypatch.setattr(threading, "excepthook", lambda args: reports.append(args.exc_type))
         t = os_thread(fn)

@@ -175,3 +175,18 @@ def test_the_reader_closed_during_iteration(bk):
     r.close()  # the lines taken ahead are dropped with the rest
     with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
         next(it)
+
+
+def test_readlines_stops_once_the_hint_is_reached(bk):
+    """As io.BytesIO, which stops at ``total >= hint`` (IOBase's default
+    goes one line further)."""
+    r, w = bk.pipe()
+    data = b"\na\nbc\nd"
+    task = write_all(bk, w, data, 2)
+    model = io.BytesIO(data)
+    for hint in (1, 2, 1, 0):
+        assert r.readlines(hint) == model.readlines(hint), hint
+    assert r.read() == b""
+    task.get()
+    with pytest.raises(TypeError, match="readlines\\(\\) hint must be an integer or None"):
+        r.readlines("1")

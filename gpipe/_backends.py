@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from zope.interface import implementer
 

@@ -33,8 +33,8 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable, Iterator
+from typing import Any, Optional, Union
 
 from ._backends import _original
 from ._errors import ClosedPipeError

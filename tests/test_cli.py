@@ -5,6 +5,7 @@ Every command runs in a subprocess, as a user would run it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pty
 import re
@@ -170,7 +171,7 @@ def test_demo_progress_on_a_terminal():
         # About 1 s of streaming with an update every 0.1 s. The bounds leave
         # room for a busy machine that pauses the demo now and then.
         assert len(updates) >= 4, (backend, text)
-        gaps = sorted(b - a for a, b in zip(updates, updates[1:]))
+        gaps = sorted(b - a for a, b in itertools.pairwise(updates))
         assert gaps[len(gaps) // 2] <= 0.2, (backend, gaps)
         assert gaps[-1] <= 1.0, (backend, gaps)
         assert re.search(rf"\r  {backend} +[\d.]+ MiB +[\d.]+ MB/s  done in [01]\.\d\d s", text)

@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest

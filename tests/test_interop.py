@@ -26,8 +26,8 @@ import sys
 import tarfile
 import warnings
 import zipfile
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest

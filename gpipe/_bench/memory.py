@@ -40,7 +40,7 @@ def idle_pipe_bytes(backend: str, n: int) -> float:
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    for r, w in zip(readers, writers):
+    for r, w in zip(readers, writers, strict=True):
         r.close()
         w.close()
     return (after - before) / n
@@ -118,7 +118,7 @@ def memory(pipes: int, pairs: int, rounds: int) -> dict[str, Any]:
             gc.collect()
             times[name].append(runners[name](pairs))
     med = {name: statistics.median(values) for name, values in times.items()}
-    per_round = [c / g for g, c in zip(times["gpipe"], times["channel-copy"])]
+    per_round = [c / g for g, c in zip(times["gpipe"], times["channel-copy"], strict=True)]
     return {
         "idle_pipes": pipes,
         "idle_pipe_bytes": idle,

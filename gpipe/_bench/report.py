@@ -41,7 +41,7 @@ def comparisons(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ref = by_key.get((record["reference"], record["size"]))
         if ref is None:
             continue
-        per_round = [a / b for a, b in zip(ref["rates"], record["rates"])]
+        per_round = [a / b for a, b in zip(ref["rates"], record["rates"], strict=False)]
         found.append(
             {
                 "kind": record["kind"],

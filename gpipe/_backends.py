@@ -27,6 +27,7 @@ Both are declared as interfaces in :mod:`gpipe.interfaces`
 from __future__ import annotations
 
 import importlib
+import itertools
 import sys
 from collections.abc import Callable
 from typing import Any, Optional
@@ -36,6 +37,8 @@ from zope.interface import implementer
 from .interfaces import IBackend
 
 __all__ = ["BACKENDS", "detect_backend", "get_backend"]
+
+_ANYWHERE = object()  # the threading backend's one place
 
 #: The backend names :func:`gpipe.pipe` accepts.
 BACKENDS = ("gevent", "threading")
@@ -163,6 +166,10 @@ class GeventBackend:
         self._semaphore = gevent.lock.Semaphore
         self._event = gevent.event.Event
         self.dead_end = gevent.exceptions.LoopExit
+        # A gevent semaphore belongs to the hub that first waits on it: a
+        # wait in another hub (another thread, or this thread's hub after
+        # it was destroyed and replaced) needs a semaphore of its own.
+        self.place = gevent.get_hub
 
     def semaphore(self) -> Any:
         return self._semaphore(0)
@@ -228,6 +235,8 @@ class ThreadingBackend:
     dead_end: tuple[type[BaseException], ...] = ()  # an OS thread just blocks
 
     def __init__(self) -> None:
+        # A native lock may be waited on from any thread: one place for all.
+        self.place = itertools.repeat(_ANYWHERE).__next__
         self._allocate_lock = _original("_thread", "allocate_lock")
         self._event = _original("threading", "Event")
 

@@ -134,6 +134,7 @@ class Pipe:
         "_mutex",
         "_rclosed",
         "_rgate",
+        "_rreq",
         "_rsem",
         "_rsem_ref",
         "_rwaiter",
@@ -157,13 +158,14 @@ class Pipe:
         self._rgate: Gate = None
         self._wgate: Gate = None
         # The semaphore each side waits on, made on first use, and again
-        # when that side first waits in another native thread (a gevent
-        # semaphore belongs to the hub of the thread that waited first).
+        # when that side first waits in another place (backend.place(): a
+        # gevent semaphore belongs to the hub that waited on it first).
         # Its count is 0 whenever no call of that side waits.
         self._rsem: Any = None
         self._wsem: Any = None
-        self._rsem_ref: Any = None  # the thread the semaphore was made for
+        self._rsem_ref: Any = None  # the place the semaphore was made for
         self._wsem_ref: Any = None
+        self._rreq: Optional[Want] = None  # the waiting reader's request, kept
         # While a call waits: its thread (see _thread_ref), else None.
         self._rwaiter: Any = None
         self._wwaiter: Any = None
@@ -315,13 +317,17 @@ class Pipe:
             # Re-check: the handover may have raced the timeout.
             if not entry[0].is_set():
                 raise TimeoutError("timed out waiting for another call on this end")
-        except BaseException:
+        except BaseException as exc:
             try:
                 gate.remove(entry)
             except ValueError:
                 # The gate was handed to this call after all: pass it on
                 # rather than lose it.
                 self._leave_gate(reading)
+            if isinstance(exc, self.backend.dead_end):
+                _dead_end(
+                    exc, f"a {'read from a PipeReader' if reading else 'write to a PipeWriter'}"
+                )
             raise
 
     def _leave_gate(self, reading: bool) -> None:
@@ -339,12 +345,17 @@ class Pipe:
 
     def _abandon_read(self) -> None:
         """The read that owns the gate waits in a thread that has exited."""
-        # Bytes a writer already put into its request were counted as read
-        # by that writer: keep them for the next read.
-        self._keep_unread(self._want if self._want is not None else 0)
-        self._want = self._got = self._rwaiter = None
+        want = self._rreq
+        self._want = self._rwaiter = self._rreq = None
         self._rsem = self._rsem_ref = None  # it belonged to that thread's hub
-        self._leave_gate(True)
+        try:
+            # Bytes a writer already put into its request were counted as
+            # read by that writer: keep them for the next read.
+            if want is not None:
+                self._keep_unread(want)
+        finally:
+            self._got = None
+            self._leave_gate(True)
 
     def _abandon_write(self) -> None:
         """The write that owns the gate waits in a thread that has exited:
@@ -404,6 +415,11 @@ class Pipe:
                         want[:n] = view[off : off + n]
                         off += n
                         got = n
+                    if self._wview is not view:
+                        # A garbage collection in the copy ran a finaliser
+                        # that closed an end, which took the write: start
+                        # over, to report that close.
+                        return self.read(want, timeout, True)
                     self._woff = off
                     if off == len(view):
                         self._wview = None  # taken: this call releases it
@@ -417,11 +433,12 @@ class Pipe:
                 except AttributeError:
                     thread = _thread_ref()
                 sem = self._rsem
-                if self._rsem_ref is not thread:
+                place = self.backend.place()
+                if self._rsem_ref is not place:
                     sem = self._rsem = self.backend.semaphore()
-                    self._rsem_ref = thread
+                    self._rsem_ref = place
                 self._rwaiter = thread
-                self._want = want
+                self._rreq = self._want = want
                 try:
                     # Re-check before blocking: a garbage collection since
                     # the check above may have run a finaliser that closed
@@ -465,7 +482,7 @@ class Pipe:
                         _dead_end(exc, "a read from a PipeReader")
                     raise
                 finally:
-                    self._got = self._rwaiter = None
+                    self._got = self._rwaiter = self._rreq = None
             finally:
                 # Hand the gate on, inline (see _leave_gate): no Python call
                 # here, where a KeyboardInterrupt landing at its entry would
@@ -608,7 +625,9 @@ class Pipe:
                         batch_lines = io.BytesIO(chunk).readlines()
                         if batch_lines[-1][-1] != 10:  # b"\n"
                             del batch_lines[-1]
-                        if batch_lines:
+                        if batch_lines and self._wview is view and not self._closed:
+                            # (Unless a finaliser run by a collection in the
+                            # copy closed an end: then readline() reports it.)
                             stop = off + len(chunk)
                             if chunk[-1] != 10:
                                 stop = off + chunk.rfind(b"\n") + 1
@@ -787,9 +806,10 @@ class Pipe:
                     except AttributeError:
                         thread = _thread_ref()
                     sem = self._wsem
-                    if self._wsem_ref is not thread:
+                    place = self.backend.place()
+                    if self._wsem_ref is not place:
                         sem = self._wsem = self.backend.semaphore()
-                        self._wsem_ref = thread
+                        self._wsem_ref = place
                     self._wwaiter = thread
                     self._woff = done
                     self._wview = view

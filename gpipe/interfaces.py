@@ -317,6 +317,11 @@ class IBackend(Interface):
     """
 
     name = Attribute('The backend\'s name: ``"gevent"`` or ``"threading"``.')
+    place = Attribute(
+        "A function of no arguments: where the calling code would wait now "
+        "(the current hub on the gevent backend). A semaphore made for one "
+        "place is only waited on there."
+    )
     dead_end = Attribute(
         "The exception a wait raises when nothing could ever wake it "
         "(:exc:`gevent.exceptions.LoopExit`), or ``()`` if it cannot tell."

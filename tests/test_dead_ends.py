@@ -288,3 +288,57 @@ def test_a_read_is_not_queued_forever_behind_an_orphaned_reader():
         """
     )
     assert out == ["b'to the live reader'"]
+
+
+def test_a_call_queued_at_a_gate_names_itself_in_loopexit():
+    out = run(
+        """
+        r, w = gpipe.pipe()
+        first = gevent.spawn(r.read, 1)
+        gevent.sleep(0)  # owns the read gate, waiting
+        expect_loopexit(r.read, 1, note="a read from a PipeReader")
+        """
+    )
+    assert out[0] == "LoopExit"
+
+
+def test_bytes_given_to_an_orphaned_readinto_are_kept_for_the_next_read():
+    out = run(
+        """
+        import _thread
+        r, w = gpipe.pipe()
+        go = _thread.allocate_lock(); go.acquire()
+        waiting = _thread.allocate_lock(); waiting.acquire()
+        buf = bytearray(10)
+        def orphan():
+            gevent.spawn(r.readinto, buf)
+            gevent.sleep(0)         # it waits, owning the read gate
+            waiting.release()
+            go.acquire()            # blocks this thread, not its hub
+        t = threading.Thread(target=orphan)
+        t.start()
+        waiting.acquire()
+        print(w.write(b"hello"))    # fills the waiting readinto
+        go.release()
+        t.join()                    # its greenlet never runs again
+        gevent.spawn(lambda: (w.write(b"XY"), w.close()))
+        print(r.read())
+        """
+    )
+    assert out == ["5", "b'helloXY'"]
+
+
+def test_a_pipe_keeps_working_after_its_threads_hub_was_replaced():
+    out = run(
+        """
+        r, w = gpipe.pipe()
+        g = gevent.spawn(w.write, b"1")
+        print(r.read(1)); g.join()
+        gevent.get_hub().destroy(destroy_loop=True)  # the next wait makes a new hub
+        g = gevent.spawn(w.write, b"2")
+        print(r.read(1)); g.join()
+        g = gevent.spawn(r.read, 1)
+        print(w.write(b"3"), g.get())
+        """
+    )
+    assert out == ["b'1'", "b'2'", "1 b'3'"]

@@ -32,6 +32,7 @@ class InterruptAfterWake:
         self.inner = inner
         self.name = inner.name
         self.dead_end = inner.dead_end
+        self.place = inner.place
         self.armed = False
         self.reader_sem = None
 

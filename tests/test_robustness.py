@@ -251,3 +251,59 @@ def test_keyboard_interrupt_at_every_function_entry_loses_nothing(bk, reading):
     # Thread scheduling may shift the count a little; most points were hit.
     assert fired >= points * 0.8
     print(f"{bk.name}/{reading}: {fired} injection points checked")
+
+
+class _ClosesReaderOnNthCollection:
+    """Garbage that, on the *n*-th collection, closes a reader."""
+
+    def __init__(self, state, n):
+        self.state, self.n, self.cycle = state, n, self
+
+    def __del__(self):
+        state = self.state
+        state["collections"] += 1
+        if state["collections"] < self.n:
+            _ClosesReaderOnNthCollection(state, self.n)
+        elif not state["closed"]:
+            state["closed"] = True
+            state["reader"].close()
+
+
+@pytest.mark.parametrize("how", ["lines", "read", "readline", "readinto"])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_a_reader_closed_by_a_finaliser_in_the_middle_of_a_copy(bk, how, n):
+    """Whatever the point the close lands at: the writer is released once
+    (its semaphore's count back at 0), and the lines read, the write's
+    count and the close agree."""
+    r, w = gpipe.pipe(backend=bk.name)
+    r.settimeout(WAIT)
+    w.settimeout(WAIT)
+    task = bk.go(w.write, b"a\nb\nc\n")
+    bk.wait_blocked(w)
+    state = {"collections": 0, "closed": False, "reader": r}
+    gc.collect()
+    _ClosesReaderOnNthCollection(state, n)
+    got = []
+    old = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        # ClosedPipeError, or the ValueError of iterating a closed file.
+        with pytest.raises(ValueError):
+            while True:
+                if how == "lines":
+                    got.extend(r)
+                    break
+                if how == "readinto":
+                    buf = bytearray(2)
+                    got.append(bytes(buf[: r.readinto(buf)]))
+                else:
+                    got.append(r.readline() if how == "readline" else r.read(2))
+    finally:
+        gc.set_threshold(*old)
+    try:
+        written = task.get()
+    except gpipe.ClosedPipeError:
+        written = 0
+    assert b"".join(got) == b"a\nb\nc\n"[:written]
+    assert w._pipe._wsem.acquire(False) is False  # released once, taken once
+    w.close()

@@ -121,24 +121,36 @@ class _Keepalive:
         self.waiting = 0  # calls of this hub in a kept-alive wait
         self.timer = hub.loop.timer(_RECHECK, _RECHECK)
 
-    # Entering and leaving are inlined where the backend waits, with no
-    # Python call between the counter and the wait: an asynchronous
-    # exception (KeyboardInterrupt) lands at a function's entry, and must
-    # not leave the counter off by one.
+    # Entering and leaving are inline in _kept_alive(), with no Python call
+    # between the counter and the wait: an asynchronous exception
+    # (KeyboardInterrupt) lands at a function's entry, and must not leave
+    # the counter off by one.
 
 
 _get_hub: Any = None  # gevent.get_hub, bound by GeventBackend()
-_per_thread: Any = None  # the unpatched _thread._local(): one keepalive per thread
+# Per native thread, even under monkey-patching (the pipe core keeps its
+# thread tokens here too): the unpatched _thread._local.
+per_thread: Any = _original("_thread", "_local")()
 
 
-def _keepalive() -> _Keepalive:
-    """The keepalive of the calling thread's current hub."""
+def _kept_alive(wait: Callable[..., Any], *args: Any) -> bool:
+    """``wait(*args)`` with the calling thread's hub held open by its keepalive."""
     hub = _get_hub()
-    keepalive: Optional[_Keepalive] = getattr(_per_thread, "keepalive", None)
+    keepalive: Optional[_Keepalive] = getattr(per_thread, "keepalive", None)
     if keepalive is None or keepalive.hub is not hub:
         # First use in this thread, or its hub was destroyed and replaced.
-        keepalive = _per_thread.keepalive = _Keepalive(hub)
-    return keepalive
+        keepalive = per_thread.keepalive = _Keepalive(hub)
+    timer = keepalive.timer
+    keepalive.waiting += 1
+    try:
+        timer.ref = True  # another thread is alive, as the caller checked
+        if not timer.active:
+            timer.start(_recheck, keepalive)
+        return bool(wait(*args))
+    finally:
+        keepalive.waiting -= 1
+        if not keepalive.waiting:
+            timer.stop()
 
 
 @implementer(IBackend)
@@ -154,15 +166,13 @@ class GeventBackend:
     name = "gevent"
 
     def __init__(self) -> None:
-        global _get_hub, _per_thread
+        global _get_hub
         import gevent
         import gevent.event
         import gevent.exceptions
         import gevent.lock
 
-        if _get_hub is None:
-            _per_thread = _original("_thread", "_local")()
-            _get_hub = gevent.get_hub
+        _get_hub = gevent.get_hub
         self._semaphore = gevent.lock.Semaphore
         self._event = gevent.event.Event
         self.dead_end = gevent.exceptions.LoopExit
@@ -182,34 +192,12 @@ class GeventBackend:
             # Only this thread can release it: a plain gevent wait, which
             # raises LoopExit if nothing else in this thread can run.
             return bool(semaphore.acquire(True, timeout))
-        keepalive = _keepalive()
-        timer = keepalive.timer
-        keepalive.waiting += 1
-        try:
-            timer.ref = True  # another thread is alive, as checked above
-            if not timer.active:
-                timer.start(_recheck, keepalive)
-            return bool(semaphore.acquire(True, timeout))
-        finally:
-            keepalive.waiting -= 1
-            if not keepalive.waiting:
-                timer.stop()
+        return _kept_alive(semaphore.acquire, True, timeout)
 
     def wait(self, event: Any, timeout: Optional[float]) -> bool:
         if not _other_threads():
             return bool(event.wait(timeout))
-        keepalive = _keepalive()
-        timer = keepalive.timer
-        keepalive.waiting += 1
-        try:
-            timer.ref = True
-            if not timer.active:
-                timer.start(_recheck, keepalive)
-            return bool(event.wait(timeout))
-        finally:
-            keepalive.waiting -= 1
-            if not keepalive.waiting:
-                timer.stop()
+        return _kept_alive(event.wait, timeout)
 
 
 def _lock_timeout(timeout: Optional[float]) -> float:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Optional, Union
 
 from ._backends import _original
+from ._backends import per_thread as _per_thread
 from ._errors import ClosedPipeError
 
 _monotonic = time.monotonic
@@ -69,8 +70,8 @@ _NO_LIMIT = 1 << 62
 # thread, kept in a thread-local of the unpatched _thread module. A waiting
 # call records a weak reference to it; once that thread has exited, a call
 # still "waiting" there can never run again (a greenlet of a hub whose
-# thread is gone), and the others stop waiting for it.
-_per_thread = _original("_thread", "_local")()
+# thread is gone), and the others stop waiting for it. _per_thread is the
+# unpatched thread-local the backends keep (see _backends.per_thread).
 
 
 class _Thread:
@@ -603,8 +604,7 @@ class Pipe:
                 batch = None
                 mutex.acquire()
                 try:
-                    ahead = self._ahead
-                    if ahead is not None:
+                    if self._ahead is not None:
                         self._reclaim_lines()  # a batch this generator left
                     view = self._wview
                     if (

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import http.client
-import json
 import os
 import re
 import subprocess
@@ -23,15 +22,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from .test_server import (
     BIG,
-    IO_TIMEOUT,
     RSS_BOUND,
     MiB,
+    Server,
     check_download,
     chunks,
     concurrent_downloads,
@@ -69,10 +67,11 @@ def _gunicorn_options() -> tuple[str, ...]:
     return ("--no-control-socket",) if "--no-control-socket" in usage else ()
 
 
-class Gunicorn:
+class Gunicorn(Server):
     """``gunicorn -k gevent`` serving examples/streaming_app.py:app."""
 
     def __init__(self, log: Path, *options: str, dev_mode: bool = True) -> None:
+        # Its own start (not Server.__init__): gunicorn prints no banner.
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 -- closed in stop()
         # Development mode shows ResourceWarning (an unclosed pipe end); its
@@ -124,49 +123,8 @@ class Gunicorn:
                 time.sleep(0.05)
         assert self.pid != self.proc.pid  # the worker answered, not the master
 
-    def conn(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=IO_TIMEOUT)
-
-    def stats(self) -> dict[str, Any]:
-        conn = self.conn()
-        try:
-            conn.request("GET", "/stats")
-            resp = conn.getresponse()
-            assert resp.status == 200
-            result: dict[str, Any] = json.loads(resp.read())
-            return result
-        finally:
-            conn.close()
-
-    def vmhwm(self) -> int:
-        """The worker's peak resident set size so far, in bytes."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmHWM in /proc/PID/status")
-
-    def wait_for(self, predicate: Any, within: float, what: str) -> float:
-        """Poll /stats until *predicate* holds; fail after *within* seconds."""
-        start = time.monotonic()
-        while True:
-            stats = self.stats()
-            if predicate(stats):
-                return time.monotonic() - start
-            if time.monotonic() - start > within:
-                pytest.fail(f"{what} not within {within} s: {stats}")
-            time.sleep(0.02)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
+    # conn(), get_json(), stats(), vmhwm() (of the worker: self.pid),
+    # wait_for(), log() and stop() are Server's.
 
 
 def _tracebacks(log: str) -> list[str]:

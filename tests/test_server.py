@@ -70,6 +70,7 @@ class Server:
         host_port = line.split("//", 1)[1].split("/", 1)[0]
         host, port = host_port.rsplit(":", 1)
         self.host, self.port = host, int(port)
+        self.pid = self.proc.pid  # the process that serves (see vmhwm)
 
     def conn(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self.host, self.port, timeout=IO_TIMEOUT)
@@ -89,8 +90,8 @@ class Server:
         return result
 
     def vmhwm(self) -> int:
-        """The server's peak resident set size so far, in bytes."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        """The serving process's peak resident set size so far, in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmHWM in /proc/PID/status")
@@ -106,10 +107,13 @@ class Server:
                 pytest.fail(f"{what} not within {within} s: {stats}")
             time.sleep(0.02)
 
+    def log(self) -> str:
+        return self.log_path.read_text()
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)

@@ -1,114 +1,111 @@
 """The pipe core: all state of one pipe, shared by its two ends.
 
-One private object holds the gates, the pending write, the waiting
-reader, the two close errors and the semaphores the blocked calls wait
-on; ``PipeReader`` and ``PipeWriter`` only hold a reference to it and
-delegate. This is Go's ``io.pipe`` (``src/io/pipe.go``) with its
-channels spelled out:
+This is Go's ``io.pipe`` (``src/io/pipe.go``) with its channels spelled
+out as objects. Theory of operation:
 
-* the read and write gates serialise the calls of each side, so that
-  each write stays contiguous (Go's ``wrMu``);
-* a waiting reader publishes its request (``_want``), a waiting writer
-  its data (``_wview``); each waits on its side's semaphore, which is
-  released exactly once per wait: by the call that completes the
-  handoff, or by a close (Go's ``done``);
-* the state is guarded by ``_mutex``, a native lock held for a few
-  bytecodes at a time and never while waiting.
+* Each side has a gate (:class:`_Gate`, Go's ``wrMu``): one call of a
+  side runs at a time, the others queue in arrival order, so each write
+  stays contiguous and each read gets contiguous bytes.
+* A call that must wait publishes itself: one small object per pending
+  call (:class:`_Read`, :class:`_Write`; the value Go sends on ``rdCh``
+  or ``wrCh``) holding its buffer, its progress and a semaphore of its
+  own. Whoever completes the call (the other side) or fails it (a
+  close) updates that object and only then releases its semaphore, so
+  a woken call reads only its own object.
+* A handoff is done by whichever side arrives second: a writer that
+  finds a reader waiting copies into the reader's buffer; a reader that
+  finds a write pending copies from it and wakes its writer once the
+  write is used up. So a handoff blocks one side, once.
+* ``_mutex`` guards the state. It is held for a few steps at a time and
+  never while waiting; it is reentrant because a garbage collection in
+  a call can run a finaliser that closes an end of the same pipe.
+* Bytes taken from writers and not returned (an interrupted read, lines
+  taken ahead by an iterator and not handed out) go back in front of
+  the stream, in ``_unread``: an interrupted read consumes nothing.
 
-A handoff is done by whichever side arrives second: a writer that finds
-a reader waiting copies into the reader's buffer and returns without
-blocking; a reader that finds a write pending copies from it and wakes
-the writer only when the write is used up. So a handoff blocks one side
-once, not both.
+Interrupts. A wait (and only a wait) can be interrupted: by a timeout,
+a kill, a :class:`gevent.Timeout`, or a signal handler's exception such
+as :exc:`KeyboardInterrupt`. The state stays valid whatever step an
+exception lands on: a call records what it owns before it wakes anyone,
+and a gate owned by a call that can no longer leave it (its thread
+exited, or its call ended without leaving) is reclaimed by the next
+call. Compiled (see ``_gpipe_c_core.pxd``), no signal handler runs
+between the steps of a transition at all.
 
-A pipe made with ``bufsize > 0`` also keeps up to that many bytes in
-``_buf``, so writers can run ahead of readers; unbuffered pipes use
-``_buf`` only for the bytes of an interrupted read (``_keep_unread``).
+The ends' data methods live here too (:class:`ReaderMethods`,
+:class:`WriterMethods`), so that they are compiled with the core.
 """
 
 from __future__ import annotations
 
-import io
+import operator
 import re
+import sys
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from ._backends import _original
 from ._backends import per_thread as _per_thread
 from ._errors import ClosedPipeError
 
-_monotonic = time.monotonic
+__all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
 
-# What a reader asks for: a writable byte memoryview to fill (``readinto``),
-# a maximum number of bytes to be returned as bytes (``read``), or, as a
-# negative int -n, at most n bytes that end after the first newline if
-# there is one in them (a part of ``readline``).
-Want = Union[memoryview, int]
-# What a reader gets: a byte count for a memoryview, bytes for an int.
-Got = Union[int, bytes]
+_monotonic = time.monotonic
+_RLock = _original("_thread", "RLock")
+_newline = re.compile(b"\n").search
+
 # How one end was closed: the error given to close_with_error() and the
 # traceback it had then (every raise starts again from that traceback, so
-# raising one stored error over and over never grows its traceback chain),
-# or _PLAIN for a close without an error.
-_Close = tuple[Optional[BaseException], Any]
-_PLAIN: _Close = (None, None)
-# A gate (one per side) serialises the calls of that side: None when free,
-# _BUSY when a call owns it, and a deque of the calls queued behind the
-# owner, in arrival order, once one had to queue. Each queued call waits on
-# an event of its own; the owner hands the gate straight to the first live
-# one when it leaves. (Not one shared semaphore: a gevent semaphore belongs
-# to one hub, and calls from several native threads may queue at a gate.)
-Gate = Union[None, tuple[()], deque[Any]]
-_BUSY: tuple[()] = ()
-# readline()'s limit when it has none: larger than any line.
-_NO_LIMIT = 1 << 62
+# raising one stored error many times never grows its traceback), or
+# _PLAIN for a close without an error.
+_PLAIN = (None, None)
 
-# Where a wait runs: a token that lives exactly as long as its native
-# thread, kept in a thread-local of the unpatched _thread module. A waiting
-# call records a weak reference to it; once that thread has exited, a call
-# still "waiting" there can never run again (a greenlet of a hub whose
-# thread is gone), and the others stop waiting for it. _per_thread is the
-# unpatched thread-local the backends keep (see _backends.per_thread).
+# A read's size when it has none (readline(-1), read()): larger than any
+# buffer, and a C ssize_t.
+_NO_LIMIT = sys.maxsize
+
+
+# -- where a call runs ------------------------------------------------------
+#
+# A token that lives exactly as long as its native thread, in the
+# unpatched thread-local the backends keep. A pending call holds a weak
+# reference to it: once that thread has exited, a call still "waiting"
+# there can never run again (a greenlet of a hub whose thread is gone),
+# and the other calls stop waiting for it.
 
 
 class _Thread:
     __slots__ = ("__weakref__",)
 
 
-def _thread_ref() -> Callable[[], Any]:
+def _thread_ref() -> Any:
     """A weak reference to the calling native thread's token."""
     try:
-        return _per_thread.ref  # type: ignore[no-any-return]
+        return _per_thread.ref
     except AttributeError:
         token = _per_thread.token = _Thread()
         ref = _per_thread.ref = weakref.ref(token)
         return ref
 
 
-_newline = re.compile(b"\n").search
+def _deadline(timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None else _monotonic() + timeout
 
 
-def _line_end(data: Any, start: int, limit: int) -> int:
-    """Where a part of a line taken from *data* at *start* ends: after the
-    first newline before ``start + limit``, else there (or at the end).
-
-    Searches the writer's memoryview or the buffer in place, with no copy.
-    """
-    stop = start + limit
-    found = _newline(data, start, stop)
-    if found is not None:
-        return found.end()
-    return min(stop, len(data))
+def _remaining(deadline: Optional[float]) -> Optional[float]:
+    if deadline is None:
+        return None
+    left = deadline - _monotonic()
+    return left if left > 0.0 else 0.0
 
 
 def _consumed(exc: BaseException, count: int) -> None:
     """Tell the caller of an interrupted write how much of it was read."""
     try:
         exc.consumed = count  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):  # an exception type without a __dict__
+    except Exception:  # no __dict__, or a __setattr__ that refuses
         pass
 
 
@@ -124,771 +121,752 @@ def _dead_end(exc: BaseException, what: str) -> None:
         exc.args = (f"{exc.args[0] if exc.args else ''}\n{note}", *exc.args[1:])
 
 
+# -- pending calls ------------------------------------------------------------
+
+
+class _Call:
+    """One call of one side: what it owns, and how to wake it."""
+
+    __slots__ = ("done", "over", "sem", "thread")
+
+    def __init__(self) -> None:
+        self.done = False  # completed or failed, and its semaphore released
+        self.over = False  # returned or raised: it owns nothing any more
+        self.sem: Any = None  # made when the call first waits
+        self.thread: Any = None  # see _thread_ref(), set when it first waits
+
+    def park(self, backend: Any) -> None:
+        """Get ready to wait: a fresh semaphore, and where the call runs."""
+        self.done = False
+        self.sem = backend.semaphore()
+        self.thread = _thread_ref()
+
+    def wake(self) -> None:
+        """Mark the call done, then release it (once)."""
+        self.done = True
+        self.sem.release()
+
+    def gone(self) -> bool:
+        """True if the call waits in a thread that has exited."""
+        return self.thread is not None and self.thread() is None
+
+
+class _Read(_Call):
+    """A read: up to *size* bytes, done once it has *need* of them.
+
+    Into *view* (a writable byte memoryview) when given, else into
+    *parts* (bytes objects). A line read is also done after a newline.
+    """
+
+    __slots__ = ("got", "line", "need", "parts", "size", "view")
+
+    def __init__(self, view: Any, size: int, need: int, line: bool) -> None:
+        _Call.__init__(self)
+        self.view = view
+        self.size = size
+        self.need = need
+        self.line = line
+        self.got = 0
+        self.parts: list[bytes] = []
+
+    def full(self) -> bool:
+        """True once the read has all it asked for."""
+        return self.got >= self.need or (
+            self.line and bool(self.parts) and self.parts[-1][-1:] == b"\n"
+        )
+
+    def fill(self, data: Any, start: int) -> int:
+        """Copy what this read takes of *data* from *start*; how much."""
+        n = len(data) - start
+        if n > self.size - self.got:
+            n = self.size - self.got
+        stop = start + n
+        if self.line:
+            found = _newline(data, start, stop)
+            if found is not None:
+                stop = found.end()
+                n = stop - start
+        if self.view is None:
+            self.parts.append(bytes(data[start:stop]))
+        else:
+            self.view[self.got : self.got + n] = data[start:stop]
+        self.got += n
+        return n
+
+    def result(self) -> Any:
+        """What the read returns: a count, or the bytes."""
+        if self.view is not None:
+            return self.got
+        parts = self.parts
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def taken(self) -> bytes:
+        """The bytes this read took, to give back when it fails."""
+        if self.view is not None:
+            return bytes(self.view[: self.got])
+        return b"".join(self.parts)
+
+
+class _Write(_Call):
+    """A write of the byte memoryview *view*; *off* bytes of it were read."""
+
+    __slots__ = ("error", "off", "view")
+
+    def __init__(self, view: Any) -> None:
+        _Call.__init__(self)
+        self.view = view
+        self.off = 0
+        self.error: Optional[BaseException] = None  # why a close ended it
+
+    def full(self) -> bool:
+        return self.off == len(self.view)
+
+
+class _Gate:
+    """One call of a side at a time, in arrival order (Go's ``wrMu``).
+
+    The owner is a call object. A call queued behind it waits on its own
+    semaphore; leaving hands the gate straight to the first live one.
+    Used under the pipe's mutex.
+    """
+
+    __slots__ = ("owner", "pipe", "queue", "what")
+
+    def __init__(self, pipe: Pipe, what: str) -> None:
+        self.pipe = pipe
+        self.what = what  # "a read from a PipeReader", for LoopExit notes
+        self.owner: Optional[_Call] = None
+        self.queue: deque[_Call] = deque()
+
+    def enter(self, call: _Call, deadline: Optional[float]) -> None:
+        """Make *call* the owner, once the calls before it have left."""
+        owner = self.owner
+        if owner is not None and (owner.over or owner.gone()):
+            # It can never leave: an interrupt cut its leaving short, or
+            # its thread exited while it waited.
+            self.pipe.abandon(owner)
+            owner = self.owner
+        if owner is None and not self.queue:
+            self.owner = call
+            return
+        call.park(self.pipe.backend)
+        self.queue.append(call)
+        try:
+            self.pipe.wait(call, deadline, self.what)
+        finally:
+            if self.owner is not call:
+                self.queue.remove(call)
+        # Re-check: the handover may have raced the timeout.
+        if self.owner is not call:
+            raise TimeoutError("timed out waiting for another call on this end")
+        call.done = False  # its semaphore was the gate's: start afresh
+
+    def leave(self, call: _Call) -> None:
+        """Hand the gate to the first live queued call, or free it."""
+        if self.owner is not call:
+            return
+        queue = self.queue
+        while queue and queue[0].gone():
+            queue.popleft()
+        if queue:
+            nxt = queue.popleft()
+            self.owner = nxt  # recorded before the wakeup
+            nxt.sem.release()
+        else:
+            self.owner = None
+
+
+# -- the pipe -----------------------------------------------------------------
+
+
 class Pipe:
-    """The state of one pipe. Not thread-safe on its own: see ``_mutex``."""
+    """The state of one unbuffered pipe; see the module's theory."""
 
     __slots__ = (
-        "_ahead",
-        "_buf",
-        "_closed",
-        "_got",
+        "_lines",
         "_mutex",
         "_rclosed",
+        "_read",
         "_rgate",
-        "_rreq",
-        "_rsem",
-        "_rsem_ref",
-        "_rwaiter",
-        "_want",
+        "_unread",
         "_wclosed",
         "_wgate",
-        "_woff",
-        "_wsem",
-        "_wsem_ref",
-        "_wview",
-        "_wwaiter",
+        "_write",
         "backend",
-        "bufsize",
     )
 
-    def __init__(self, backend: Any, bufsize: int = 0) -> None:
+    def __init__(self, backend: Any) -> None:
         self.backend = backend
-        # Reentrant: a garbage collection inside a call may run a finaliser
-        # that closes an end of this very pipe in the same thread.
-        self._mutex = _original("_thread", "RLock")()
-        self._rgate: Gate = None
-        self._wgate: Gate = None
-        # The semaphore each side waits on, made on first use, and again
-        # when that side first waits in another place (backend.place(): a
-        # gevent semaphore belongs to the hub that waited on it first).
-        # Its count is 0 whenever no call of that side waits.
-        self._rsem: Any = None
-        self._wsem: Any = None
-        self._rsem_ref: Any = None  # the place the semaphore was made for
-        self._wsem_ref: Any = None
-        self._rreq: Optional[Want] = None  # the waiting reader's request, kept
-        # While a call waits: its thread (see _thread_ref), else None.
-        self._rwaiter: Any = None
-        self._wwaiter: Any = None
-        # The waiting reader's request, until a writer or a close takes it.
-        self._want: Optional[Want] = None
-        self._got: Optional[Got] = None  # what a writer put into the request
-        # The waiting writer's data, until readers used it up or a close
-        # took it, and how much of it readers consumed.
-        self._wview: Optional[memoryview] = None
-        self._woff = 0
-        # Bytes accepted from writers and not read yet, read before anything
-        # else: up to bufsize of them, plus any a writer handed to a reader
-        # that was interrupted before it could return them. A bytearray
-        # (whose front deletion is cheap) in a buffered pipe; in an
-        # unbuffered one an empty bytes until needed.
-        self._buf: Union[bytes, bytearray] = bytearray() if bufsize else b""
-        self.bufsize = bufsize
-        # The lines a line iterator took from a write ahead of its caller:
-        # (the iterator, its list), until the iterator has handed them all
-        # out or another read takes them back (see lines()).
-        self._ahead: Optional[tuple[Any, list[bytes]]] = None
-        self._closed = False  # either end: one check on the hot path
-        self._rclosed: Optional[_Close] = None  # how the reader was closed
-        self._wclosed: Optional[_Close] = None  # how the writer was closed
+        self._mutex = _RLock()
+        self._rgate = _Gate(self, "a read from a PipeReader")
+        self._wgate = _Gate(self, "a write to a PipeWriter")
+        self._read: Optional[_Read] = None  # the read waiting for a write
+        self._write: Optional[_Write] = None  # the write waiting for readers
+        # Bytes given back (or buffered by BufferedPipe), read first.
+        self._unread = bytearray()
+        self._lines: Optional[_Lines] = None  # lines an iterator took ahead
+        self._rclosed: Optional[tuple[Any, Any]] = None  # how the reader was closed
+        self._wclosed: Optional[tuple[Any, Any]] = None  # how the writer was closed
 
-    # -- closing -----------------------------------------------------------
+    # -- waiting ---------------------------------------------------------------
+
+    def wait(self, call: _Call, deadline: Optional[float], what: str) -> bool:
+        """Wait, without the mutex, until *call* is released or time is up.
+
+        The mutex is held again on return, whatever interrupts the wait.
+        """
+        try:
+            if call.done:
+                return True  # a finaliser run since it parked woke it already
+            self._mutex.release()
+            return bool(self.backend.acquire(call.sem, _remaining(deadline)))
+        except self.backend.dead_end as exc:
+            _dead_end(exc, what)
+            raise
+        finally:
+            self._relock()
+
+    def _relock(self) -> None:
+        """Take the mutex back after a wait. A signal handler that raises
+        while this blocks does not stop it; its exception is raised once
+        the mutex is held."""
+        interrupt = None
+        while not self._mutex._is_owned():
+            try:
+                self._mutex.acquire()
+            except BaseException as exc:
+                interrupt = exc
+        if interrupt is not None:
+            raise interrupt
+
+    def abandon(self, call: _Call) -> None:
+        """Withdraw *call*, which can never run again, and free its gate."""
+        if call is self._read:
+            self._read = None
+            # A writer counted these bytes as read: keep them for the next read.
+            self.give_back(call.taken())  # type: ignore[attr-defined]
+        elif call is self._write:
+            self._write = None
+        gate = self._rgate if isinstance(call, _Read) else self._wgate
+        gate.leave(call)
+
+    def give_back(self, data: bytes) -> None:
+        """Put bytes taken from writers back in front of the stream."""
+        if data and self._rclosed is None:
+            self._unread[0:0] = data
+
+    # -- closing ---------------------------------------------------------------
 
     def close_read(self, exc: Optional[BaseException]) -> None:
         with self._mutex:
-            if self._rclosed:
-                return  # the first close wins
-            self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
-            self._closed = True
-            self._buf = b""  # no one will read it: drop it, even when buffered
-            ahead = self._ahead
-            if ahead is not None:
-                # Nor the lines a line iterator took ahead: it stops at once.
-                self._ahead = None
-                ahead[0].__setstate__(len(ahead[1]))
-            # Take whatever waits and release it, inline (no Python call
-            # between the close and the wakeups, where a KeyboardInterrupt
-            # could land): each wait is released once, by whoever takes it.
-            # Calls queued at a gate need no wakeup: the owner of the gate
-            # is woken, fails, and hands the gate on, and so on down the queue.
-            if self._want is not None:
-                self._want = None
-                self._rsem.release()
-            if self._wview is not None:
-                self._wview = None
-                self._wsem.release()
+            if self._rclosed is None:  # the first close wins
+                self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
+                del self._unread[:]  # no one will read it
+                if self._lines is not None:
+                    self._lines.stop()
+                self._fail_pending()
 
     def close_write(self, exc: Optional[BaseException]) -> None:
         with self._mutex:
-            if self._wclosed:
-                return  # the first close wins
-            self._wclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
-            self._closed = True
-            # Take whatever waits and release it, inline (no Python call
-            # between the close and the wakeups, where a KeyboardInterrupt
-            # could land): each wait is released once, by whoever takes it.
-            # Calls queued at a gate need no wakeup: the owner of the gate
-            # is woken, fails, and hands the gate on, and so on down the queue.
-            if self._want is not None:
-                self._want = None
-                self._rsem.release()
-            if self._wview is not None:
-                self._wview = None
-                self._wsem.release()
+            if self._wclosed is None:
+                self._wclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
+                self._fail_pending()
 
-    # -- errors ------------------------------------------------------------
+    def _fail_pending(self) -> None:
+        """Wake both pending calls after a close; each reads its outcome.
+
+        Calls queued at a gate need no wakeup: the owner is woken, fails
+        and leaves, and so on down the queue.
+        """
+        write = self._write
+        if write is not None:
+            self._write = None
+            write.error = self._write_error()
+            write.wake()
+        read = self._read
+        if read is not None:
+            self._read = None
+            read.wake()
 
     def _read_error(self) -> BaseException:
-        if self._rclosed:
-            return ClosedPipeError("read from a closed PipeReader")
-        assert self._wclosed is not None
-        exc, tb = self._wclosed
-        assert exc is not None
-        return exc.with_traceback(tb)
+        """The error of a read after a close (not a clean EOF)."""
+        if self._rclosed is not None:
+            return ValueError("read from a closed PipeReader")
+        exc, tb = self._wclosed  # type: ignore[misc]
+        return exc.with_traceback(tb)  # type: ignore[no-any-return]
 
     def _write_error(self) -> BaseException:
-        """The error of a write that readers took nothing of."""
-        exc: Optional[BaseException]
-        if self._wclosed:
-            exc = ClosedPipeError("write to a closed PipeWriter")
-        else:
-            assert self._rclosed is not None
-            exc, tb = self._rclosed
-            if exc is None:
-                exc = ClosedPipeError("write to a pipe whose reader was closed")
-            else:
-                exc = exc.with_traceback(tb)
-        _consumed(exc, 0)
-        return exc
+        if self._wclosed is not None:
+            return ClosedPipeError("write to a closed PipeWriter")
+        exc, tb = self._rclosed  # type: ignore[misc]
+        if exc is None:
+            return ClosedPipeError("write to a pipe whose reader was closed")
+        return exc.with_traceback(tb)  # type: ignore[no-any-return]
 
-    def _eof(self, want: Want) -> Got:
-        """What a read returns once the writer is closed and nothing is left."""
-        if self._wclosed is not _PLAIN:
+    def _at_end(self, read: _Read) -> bool:
+        """True if *read* must not wait: return what it has, or raise."""
+        if self._rclosed is not None:
             raise self._read_error()
-        return b"" if isinstance(want, int) else 0
+        if self._wclosed is None:
+            return False
+        if self._wclosed is _PLAIN:
+            return True  # EOF: what it has, if anything
+        # Cut off: even the bytes it has would pass for a whole stream.
+        raise self._read_error()
 
     def check_read(self) -> None:
         """The checks of a read, for an empty read that must not block."""
         with self._mutex:
-            if self._rclosed or (self._wclosed not in (None, _PLAIN) and not self._buf):
+            if self._rclosed is not None or (
+                self._wclosed not in (None, _PLAIN) and not self._unread and self._lines is None
+            ):
                 raise self._read_error()
 
     def check_write(self) -> None:
         """The checks of a write, for an empty write that must not block."""
         with self._mutex:
-            if self._closed:
+            if self._rclosed is not None or self._wclosed is not None:
                 raise self._write_error()
 
-    # -- gates -------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------
 
-    def _enter_gate(self, reading: bool, deadline: Optional[float]) -> None:
-        """Own the busy gate of one side: reclaim it from a call that can
-        never run again, or wait until it is handed to this call."""
-        if reading:
-            waiter = self._rwaiter
-            if waiter is not None and waiter() is None:
-                self._abandon_read()
-            gate = self._rgate
-        else:
-            waiter = self._wwaiter
-            if waiter is not None and waiter() is None:
-                self._abandon_write()
-            gate = self._wgate
-        if gate is None:
-            if reading:
-                self._rgate = _BUSY
-            else:
-                self._wgate = _BUSY
-            return
-        if not isinstance(gate, deque):
-            gate = deque()
-            if reading:
-                self._rgate = gate
-            else:
-                self._wgate = gate
-        entry = (self.backend.event(), _thread_ref())
-        gate.append(entry)
-        try:
-            timeout = None if deadline is None else max(0.0, deadline - _monotonic())
-            self._mutex.release()
+    def read(self, read: _Read, timeout: Optional[float]) -> Any:
+        """Fill *read* from the stream; its result (empty at EOF)."""
+        deadline = _deadline(timeout)
+        with self._mutex:
             try:
-                self.backend.wait(entry[0], timeout)
+                self._rgate.enter(read, deadline)
+                return self._read_gated(read, deadline)
             finally:
-                self._mutex.acquire()
-            # Re-check: the handover may have raced the timeout.
-            if not entry[0].is_set():
-                raise TimeoutError("timed out waiting for another call on this end")
-        except BaseException as exc:
-            try:
-                gate.remove(entry)
-            except ValueError:
-                # The gate was handed to this call after all: pass it on
-                # rather than lose it.
-                self._leave_gate(reading)
-            if isinstance(exc, self.backend.dead_end):
-                _dead_end(
-                    exc, f"a {'read from a PipeReader' if reading else 'write to a PipeWriter'}"
-                )
-            raise
+                read.over = True
+                self._rgate.leave(read)
 
-    def _leave_gate(self, reading: bool) -> None:
-        """Hand the gate to the first live call queued at it, or free it."""
-        gate = self._rgate if reading else self._wgate
-        while gate:
-            event, thread = gate.popleft()
-            if thread() is not None:
-                event.set()  # the gate stays busy: it is that call's now
-                return
-        if reading:
-            self._rgate = None
-        else:
-            self._wgate = None
-
-    def _abandon_read(self) -> None:
-        """The read that owns the gate waits in a thread that has exited."""
-        want = self._rreq
-        self._want = self._rwaiter = self._rreq = None
-        self._rsem = self._rsem_ref = None  # it belonged to that thread's hub
+    def _read_gated(self, read: _Read, deadline: Optional[float]) -> Any:
         try:
-            # Bytes a writer already put into its request were counted as
-            # read by that writer: keep them for the next read.
-            if want is not None:
-                self._keep_unread(want)
-        finally:
-            self._got = None
-            self._leave_gate(True)
-
-    def _abandon_write(self) -> None:
-        """The write that owns the gate waits in a thread that has exited:
-        withdraw what is left of it, as for a write that was killed."""
-        self._wview = self._wwaiter = None
-        self._wsem = self._wsem_ref = None
-        self._leave_gate(False)
-
-    # -- reading -----------------------------------------------------------
-    #
-    # read() and write() are the hot path: each is one function, with the
-    # uncontended gate, the deadline and the wait inlined, because at small
-    # sizes the cost of a handoff is its Python bytecode, not its copy.
-
-    def read(self, want: Want, timeout: Optional[float], gated: bool = False) -> Got:
-        """Fill *want* from the next write; ``0``/``b""`` at EOF.
-
-        *gated*: the caller owns the read gate already (see readline).
-        """
-        deadline = None if timeout is None else _monotonic() + timeout
-        mutex = self._mutex
-        mutex.acquire()  # explicit: cheaper than "with", on every call
-        try:
-            if gated:
-                pass
-            elif self._rgate is None:
-                self._rgate = _BUSY
-            else:
-                self._enter_gate(True, deadline)
-            try:
-                if self._closed or self._buf or self._ahead is not None:
-                    if self._ahead is not None:
-                        self._reclaim_lines()  # they come before anything else
-                    if self._rclosed:
-                        raise self._read_error()
-                    if self._buf:
-                        return self._read_buffered(want)
-                    if self._closed:
-                        return self._eof(want)
-                view = self._wview
-                if view is not None and self._wwaiter() is None:
-                    self._abandon_write()  # its thread is gone: never read it
-                    view = None
-                if view is not None:
-                    # A write is pending: copy from it; wake its writer once
-                    # it is used up.
-                    off = self._woff
-                    if isinstance(want, int):
-                        end = off + want if want > 0 else _line_end(view, off, -want)
-                        data = bytes(view[off:end])
-                        off += len(data)
-                        got: Got = data
-                    else:
-                        n = len(view) - off
-                        if len(want) < n:
-                            n = len(want)
-                        want[:n] = view[off : off + n]
-                        off += n
-                        got = n
-                    if self._wview is not view:
-                        # A garbage collection in the copy ran a finaliser
-                        # that closed an end, which took the write: start
-                        # over, to report that close.
-                        return self.read(want, timeout, True)
-                    self._woff = off
-                    if off == len(view):
-                        self._wview = None  # taken: this call releases it
-                        self._wsem.release()
-                    return got
-
-                # Nothing to read yet: publish the request for the next
-                # writer to fill, and wait.
-                try:
-                    thread = _per_thread.ref  # _thread_ref(), inlined
-                except AttributeError:
-                    thread = _thread_ref()
-                sem = self._rsem
-                place = self.backend.place()
-                if self._rsem_ref is not place:
-                    sem = self._rsem = self.backend.semaphore()
-                    self._rsem_ref = place
-                self._rwaiter = thread
-                self._rreq = self._want = want
-                try:
-                    # Re-check before blocking: a garbage collection since
-                    # the check above may have run a finaliser that closed
-                    # an end (it saw no request to release).
-                    if self._want is not None and not self._closed:
-                        if deadline is not None:
-                            timeout = max(0.0, deadline - _monotonic())
-                        mutex.release()
-                        try:
-                            ok = self.backend.acquire(sem, timeout)
-                        finally:
-                            mutex.acquire()
-                    else:
-                        ok = False
-                    if self._want is not None:
-                        # Nobody took the request: withdraw it.
-                        self._want = None
-                        if self._closed:
-                            if self._rclosed:
-                                raise self._read_error()
-                            return self._eof(want)
-                        raise TimeoutError("read timed out")
-                    # Taken, and released once: by a writer that filled it,
-                    # or by a close. If that raced a timeout, the release is
-                    # still counted: take it back.
-                    if not ok:
-                        sem.acquire(False)
-                    got = self._got
-                    if got is not None:
-                        return got
-                    if self._rclosed:
-                        raise self._read_error()
-                    return self._eof(want)
-                except BaseException as exc:
-                    if self._want is not None:
-                        self._want = None  # withdrawn: no writer will fill it
-                    else:
-                        sem.acquire(False)  # a release may be counted: take it
-                        self._keep_unread(want)
-                    if isinstance(exc, self.backend.dead_end):
-                        _dead_end(exc, "a read from a PipeReader")
-                    raise
-                finally:
-                    self._got = self._rwaiter = self._rreq = None
-            finally:
-                # Hand the gate on, inline (see _leave_gate): no Python call
-                # here, where a KeyboardInterrupt landing at its entry would
-                # keep the gate from a queued call, or turn a finished call
-                # into a failed one.
-                gate = None if gated else self._rgate
-                while gate:
-                    event, thread = gate.popleft()
-                    if thread() is not None:
-                        event.set()  # the gate stays busy: it is that call's now
-                        break
+            if self._lines is not None:
+                self._lines.stop()  # lines taken ahead come first
+            if self._unread and self._rclosed is None:
+                self._take_unread(read)
+            while not read.full():
+                if self._at_end(read):
+                    break
+                write = self._write
+                if write is not None and write.gone():
+                    self.abandon(write)  # its thread is gone: never read it
+                    write = None
+                if write is not None:
+                    self._take(read, write)
                 else:
-                    if not gated:
-                        self._rgate = None
-        finally:
-            mutex.release()
-            # No reference cycle through a traceback: the pipe and the
-            # caller's buffer are not kept by an exception raised here.
-            self = want = None  # type: ignore[assignment]
-
-    def readline(self, limit: int, timeout: Optional[float]) -> bytes:
-        """Read up to and including the next newline, at most *limit*
-        bytes (``-1``: no limit); what is left at EOF; ``b""`` at EOF.
-
-        The read gate is held for the whole line, so that a line is never
-        interleaved with another read. A line spanning writes is taken a
-        write at a time, each part found by searching the writer's buffer
-        in place.
-        """
-        mutex = self._mutex
-        mutex.acquire()
-        try:
-            # The common case, inline: no other read in progress, nothing
-            # kept, a write pending, and a whole line in it.
-            view = self._wview
-            if (
-                view is not None
-                and self._rgate is None
-                and not self._closed
-                and not self._buf
-                and self._ahead is None
-            ):
-                off = self._woff
-                obj = view.obj
-                if type(obj) is bytes and len(obj) == len(view):
-                    # The writer's own bytes: search and slice them directly.
-                    end = obj.find(b"\n", off, off + limit if limit >= 0 else len(obj))
-                    if end >= 0 and self._wwaiter() is not None:
-                        end += 1
-                        line = obj[off:end]
-                        self._woff = end
-                        if end == len(view):
-                            self._wview = None  # taken: this call releases it
-                            self._wsem.release()
-                        return line
-        finally:
-            mutex.release()
-        deadline = None if timeout is None else _monotonic() + timeout
-        with mutex:
-            if self._rgate is None:
-                self._rgate = _BUSY
-            else:
-                self._enter_gate(True, deadline)
-        parts: list[bytes] = []
-        try:
-            left = limit if limit >= 0 else _NO_LIMIT
-            while left:
-                if deadline is not None:
-                    timeout = max(0.0, deadline - _monotonic())
-                part = self.read(-left, timeout, True)
-                assert isinstance(part, bytes)
-                if not part:
-                    break
-                parts.append(part)
-                if part[-1] == 10:  # b"\n"
-                    break
-                left -= len(part)
+                    self._park_read(read, deadline)
+            return read.result()
         except BaseException:
-            # An interrupted line consumes nothing: the parts taken so far
-            # go back in front of the stream.
-            if parts:
-                with mutex:
-                    if not self._rclosed:
-                        # A bytearray, as _keep_unread() leaves it.
-                        self._buf = bytearray(b"".join(parts)) + self._buf
+            if self._read is read:
+                self._read = None  # withdrawn: no writer will fill it
+            self.give_back(read.taken())
             raise
-        finally:
-            with mutex:
-                # Inline, as in read().
-                gate = self._rgate
-                while gate:
-                    event, thread = gate.popleft()
-                    if thread() is not None:
-                        event.set()
-                        break
-                else:
-                    self._rgate = None
-            self = None  # type: ignore[assignment]  # as in read()
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
 
-    def lines(self, end: Any) -> Iterator[Iterator[bytes]]:
-        """The lines of the stream, in batches, for iterating over *end*.
+    def _take_unread(self, read: _Read) -> None:
+        n = read.fill(self._unread, 0)
+        del self._unread[:n]
 
-        Each batch is an iterator: over every whole line of the pending
-        write when one is there (taken at once, so that the caller's
-        iteration runs at C speed), else over the one line readline()
-        returns. Lines taken ahead are registered in ``_ahead``: any other
-        read takes back those not handed out yet, in front of the stream,
-        and so does closing this generator (the caller stopped iterating),
-        so that nothing is lost or reordered.
-        """
-        mutex = self._mutex
-        batch: Any = None
-        try:
-            while True:
-                batch = None
-                mutex.acquire()
-                try:
-                    if self._ahead is not None:
-                        self._reclaim_lines()  # a batch this generator left
-                    view = self._wview
-                    if (
-                        view is not None
-                        and self._rgate is None
-                        and not self._closed
-                        and not self._buf
-                        and self._wwaiter() is not None
-                    ):
-                        off = self._woff
-                        obj = view.obj
-                        if off == 0 and type(obj) is bytes and len(obj) == len(view):
-                            chunk = obj  # the writer's own bytes: no copy
-                        else:
-                            chunk = bytes(view[off:])
-                        # Split at b"\n" only, as binary files do (unlike
-                        # bytes.splitlines()); a last partial line stays.
-                        batch_lines = io.BytesIO(chunk).readlines()
-                        if batch_lines[-1][-1] != 10:  # b"\n"
-                            del batch_lines[-1]
-                        if batch_lines and self._wview is view and not self._closed:
-                            # (Unless a finaliser run by a collection in the
-                            # copy closed an end: then readline() reports it.)
-                            stop = off + len(chunk)
-                            if chunk[-1] != 10:
-                                stop = off + chunk.rfind(b"\n") + 1
-                            self._woff = stop
-                            if stop == len(view):
-                                self._wview = None  # taken: this call releases it
-                                self._wsem.release()
-                            batch = iter(batch_lines)
-                            self._ahead = (batch, batch_lines)
-                finally:
-                    mutex.release()
-                if batch is None:
-                    line = self.readline(-1, end._timeout)
-                    if not line:
-                        return
-                    yield iter((line,))
-                else:
-                    yield batch
-        finally:
-            if batch is not None:
-                with mutex:
-                    if self._ahead is not None and self._ahead[0] is batch:
-                        self._reclaim_lines()
+    def _take(self, read: _Read, write: _Write) -> None:
+        """Copy from the pending write; wake its writer once it is used up."""
+        off = write.off
+        n = read.fill(write.view, off)
+        if self._write is not write:
+            # A garbage collection in the copy ran a finaliser that closed
+            # an end, and the close took the write: drop the copy.
+            read.got -= n
+            if read.view is None:
+                read.parts.pop()
+            return
+        write.off = off + n
+        if write.full():
+            self._write = None
+            write.wake()
 
-    def _reclaim_lines(self) -> None:
-        """Take back the lines a line iterator took ahead and has not
-        handed out, in front of the stream."""
-        ahead = self._ahead
-        assert ahead is not None
-        self._ahead = None
-        batch, batch_lines = ahead
-        left = batch.__length_hint__()
-        if left:
-            batch.__setstate__(len(batch_lines))  # hands out no more
-            rest = b"".join(batch_lines[len(batch_lines) - left :])
-            self._buf = bytearray(rest) + self._buf
+    def _park_read(self, read: _Read, deadline: Optional[float]) -> None:
+        """Publish *read* for the next writer to fill, and wait."""
+        read.park(self.backend)
+        self._read = read
+        ok = self.wait(read, deadline, self._rgate.what)
+        if self._read is read:
+            # Nobody filled it and no close came: the time is up.
+            self._read = None
+            if not ok:
+                raise TimeoutError("read timed out")
+        read.done = False  # ready to wait again, if it needs more
 
-    def _keep_unread(self, want: Want) -> None:
-        """An interrupted read: keep what a writer had already put into it."""
-        got = self._got
-        if got is not None and not self._rclosed:
-            # The writer may already have returned: keep the bytes for the
-            # next read, so that an interrupted read consumes nothing.
-            if isinstance(got, int):
-                assert isinstance(want, memoryview)
-                kept = bytearray(want[:got])
-            else:
-                kept = bytearray(got)
-            # In front of whatever writers buffered since.
-            self._buf = kept + self._buf
-        self._got = None
+    # -- writing ---------------------------------------------------------------
 
-    def _read_buffered(self, want: Want) -> Got:
-        buf = self._buf
-        if isinstance(want, int):
-            data = bytes(buf[: want if want > 0 else _line_end(buf, 0, -want)])
-            n = len(data)
-            got: Got = data
-        else:
-            n = min(len(want), len(buf))
-            with memoryview(buf) as view:
-                want[:n] = view[:n]
-            got = n
-        if isinstance(buf, bytearray):
-            del buf[:n]  # a buffered pipe keeps appending to this one
-        else:
-            self._buf = buf[n:]
-        pending = self._wview
-        if pending is not None and not self._wclosed:
-            # Room freed: take more of the blocked write. (Not once its own
-            # end was closed: that write is failing, and withdraws the rest.)
-            # Inline, as in read(): the bytes above are already taken.
-            off = self._woff
-            end = min(len(pending), off + self.bufsize - len(self._buf))
-            if end > off:
-                buf = self._buf
-                if not isinstance(buf, bytearray):
-                    buf = self._buf = bytearray(buf)
-                buf += pending[off:end]
-                self._woff = end
-                if end == len(pending):
-                    self._wview = None  # taken: this call releases it
-                    self._wsem.release()
-        return got
-
-    def append(self, view: memoryview) -> bool:
-        """Buffer all of the byte memoryview *view* if it fits and nothing
-        else is in the way.
-
-        The fast path of a buffered pipe's small writes: True if done;
-        False leaves everything to :meth:`write`, which handles waiting
-        readers, other writers at the gate, closes and a full buffer.
-        """
-        mutex = self._mutex
-        mutex.acquire()
-        try:
-            buf = self._buf
-            if (
-                self._wgate is None
-                and not self._closed
-                and len(buf) + len(view) <= self.bufsize
-                and self._want is None  # no reader waiting to be served
-            ):
-                buf += view  # a bytearray when buffered
-                return True
-            return False
-        finally:
-            mutex.release()
-
-    # -- writing -----------------------------------------------------------
-
-    def write(self, view: memoryview, timeout: Optional[float]) -> int:
-        """Hand all of the non-empty byte memoryview *view* to readers.
-
-        Returns ``len(view)``; or, when a close ends the write after
-        readers took part of it, that part's length (a short write: the
-        next write raises).
-        """
-        deadline = None if timeout is None else _monotonic() + timeout
-        mutex = self._mutex
-        mutex.acquire()
-        try:
-            if self._wgate is None:
-                self._wgate = _BUSY
-            else:
-                try:
-                    self._enter_gate(False, deadline)
-                except BaseException as exc:
-                    _consumed(exc, 0)
-                    raise
+    def write(self, write: _Write, timeout: Optional[float]) -> None:
+        """Hand all of *write* to readers, or raise with ``consumed`` set."""
+        deadline = _deadline(timeout)
+        with self._mutex:
             try:
-                if self._closed:
-                    raise self._write_error()
-                size = len(view)
-                want = self._want
-                if want is not None and self._rwaiter() is None:
-                    self._abandon_read()  # its thread is gone: never fill it
-                    want = None
-                done = 0  # how much of view readers (or the buffer) took
-                published = False
-                try:
-                    if want is not None:
-                        # A reader is waiting: fill its request now, so that
-                        # only the reader blocked for this handoff.
-                        if isinstance(want, int):
-                            if want < 0:  # a part of a line: find its end first
-                                want = _line_end(view, 0, -want)
-                            self._want = None  # taken: this call releases it
-                            got = bytes(view[:want])
-                            done = len(got)
-                            self._got = got
-                        else:
-                            self._want = None
-                            done = len(want)
-                            if size < done:
-                                done = size
-                            want[:done] = view[:done]
-                            self._got = done
-                        self._rsem.release()
-                        if done == size:
-                            return size
-                    if self.bufsize:
-                        # Buffer what fits (a buffered pipe's _buf is a bytearray).
-                        buf = self._buf
-                        room = self.bufsize - len(buf)
-                        if room >= size - done:
-                            buf += view[done:] if done else view
-                            return size
-                        if room > 0:
-                            buf += view[done : done + room]
-                            done += room
-
-                    # Publish the rest and wait until readers used it up.
-                    try:
-                        thread = _per_thread.ref  # _thread_ref(), inlined
-                    except AttributeError:
-                        thread = _thread_ref()
-                    sem = self._wsem
-                    place = self.backend.place()
-                    if self._wsem_ref is not place:
-                        sem = self._wsem = self.backend.semaphore()
-                        self._wsem_ref = place
-                    self._wwaiter = thread
-                    self._woff = done
-                    self._wview = view
-                    published = True
-                    # Re-check before blocking: a garbage collection since
-                    # the check above may have run a finaliser that closed
-                    # an end (it saw no write to release).
-                    if self._wview is not None and not self._closed:
-                        if deadline is not None:
-                            timeout = max(0.0, deadline - _monotonic())
-                        mutex.release()
-                        try:
-                            ok = self.backend.acquire(sem, timeout)
-                        finally:
-                            mutex.acquire()
-                    else:
-                        ok = False
-                    if self._wview is not None:
-                        # Nobody took the write: withdraw the rest.
-                        self._wview = None
-                        if not self._closed:
-                            raise TimeoutError("write timed out")
-                    elif not ok:
-                        # Taken and released once, racing a timeout: the
-                        # release is still counted; take it back.
-                        sem.acquire(False)
-                    done = self._woff
-                    if done == size:
-                        return size
-                    # A close ended it: readers took *done* bytes.
-                    if done:
-                        return done
-                    raise self._write_error()
-                except BaseException as exc:
-                    if published:
-                        if self._wview is not None:
-                            self._wview = None  # withdrawn: no reader will see it
-                        else:
-                            sem.acquire(False)  # a release may be counted: take it
-                        done = self._woff
-                    # What no reader took was withdrawn; say how much was taken.
-                    _consumed(exc, done)
-                    if isinstance(exc, self.backend.dead_end):
-                        _dead_end(exc, "a write to a PipeWriter")
-                    raise
-                finally:
-                    self._wwaiter = None
+                self._wgate.enter(write, deadline)
+                self._write_gated(write, deadline)
+            except BaseException as exc:
+                _consumed(exc, write.off)
+                raise
             finally:
-                # Hand the gate on, inline (see _leave_gate): no Python call
-                # here, where a KeyboardInterrupt landing at its entry would
-                # keep the gate from a queued call, or turn a finished call
-                # into a failed one.
-                gate = self._wgate
-                while gate:
-                    event, thread = gate.popleft()
-                    if thread() is not None:
-                        event.set()  # the gate stays busy: it is that call's now
-                        break
-                else:
-                    self._wgate = None
-        finally:
-            mutex.release()
-            # No reference cycle through a traceback: the pipe and the
-            # caller's buffer are not kept by an exception raised here.
-            self = view = None  # type: ignore[assignment]
+                write.over = True
+                self._wgate.leave(write)
 
-    # -- introspection -----------------------------------------------------
+    def _write_gated(self, write: _Write, deadline: Optional[float]) -> None:
+        if self._rclosed is not None or self._wclosed is not None:
+            raise self._write_error()
+        read = self._read
+        if read is not None and read.gone():
+            self.abandon(read)  # its thread is gone: never fill it
+            read = None
+        if read is not None:
+            # A reader is waiting: fill it now, so that only it blocked.
+            write.off = read.fill(write.view, 0)
+            if read.full():
+                self._read = None
+                read.wake()
+            if write.full():
+                return  # (a read that needs more stays for the next write)
+        self._park_write(write, deadline)
+
+    def _park_write(self, write: _Write, deadline: Optional[float]) -> None:
+        """Publish the rest of *write* and wait until readers used it up."""
+        write.park(self.backend)
+        self._write = write
+        try:
+            ok = self.wait(write, deadline, self._wgate.what)
+        finally:
+            if self._write is write:
+                self._write = None  # withdrawn: no reader will see the rest
+        if write.error is not None:
+            raise write.error
+        if not write.full():
+            if not ok:
+                raise TimeoutError("write timed out")
+            raise self._write_error()
+
+    # -- lines -------------------------------------------------------------------
+
+    def take_lines(self) -> Optional[list[bytes]]:
+        """The whole lines of the pending write, taken at once, or None.
+
+        Only when nothing else is in the way (no other read, nothing
+        given back, no close): the caller then reads them without the
+        mutex, registered as ``_lines`` until handed out or given back.
+        """
+        with self._mutex:
+            write = self._write
+            if (
+                write is None
+                or self._rgate.owner is not None
+                or self._unread
+                or self._lines is not None
+                or self._rclosed is not None
+                or write.gone()
+            ):
+                return None
+            chunk = bytes(write.view[write.off :])
+            if chunk[-1] != 10:  # b"\n": a last partial line stays
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:
+                    return None
+                chunk = chunk[:cut]
+            if self._write is not write:
+                return None  # a finaliser's close took the write meanwhile
+            write.off += len(chunk)
+            if write.full():
+                self._write = None
+                write.wake()
+            return chunk.splitlines(keepends=True) if b"\r" not in chunk else _split(chunk)
 
     def waiting(self, reading: bool) -> int:
         """How many calls on one side are blocked now (for ``repr``)."""
         with self._mutex:
-            if reading:
-                return len(self._rgate or ()) + (self._want is not None)
-            return len(self._wgate or ()) + (self._wview is not None)
+            gate = self._rgate if reading else self._wgate
+            pending = self._read if reading else self._write
+            return len(gate.queue) + (pending is not None)
 
     def status(self) -> str:
         """Which ends are closed (for ``repr``)."""
         with self._mutex:
             return (
-                f"reader={'closed' if self._rclosed else 'open'}"
-                f" writer={'closed' if self._wclosed else 'open'}"
+                f"reader={'open' if self._rclosed is None else 'closed'}"
+                f" writer={'open' if self._wclosed is None else 'closed'}"
             )
+
+
+def _split(chunk: bytes) -> list[bytes]:
+    """*chunk* split after each b"\\n" only, as binary files split lines."""
+    lines = chunk.split(b"\n")
+    last = lines.pop()
+    assert not last
+    return [line + b"\n" for line in lines]
+
+
+class BufferedPipe(Pipe):
+    """A pipe whose writes return once their bytes fit in a buffer of
+    *bufsize* bytes, as an OS pipe's do.
+
+    A layer over the unbuffered pipe: a write that fits (no reader
+    waiting, no other write) is appended to the bytes read first
+    (``_unread``), and returns; any other write is an unbuffered write,
+    which readers take after the buffer.
+    """
+
+    __slots__ = ("bufsize",)
+
+    def __init__(self, backend: Any, bufsize: int) -> None:
+        Pipe.__init__(self, backend)
+        self.bufsize = bufsize
+
+    def write(self, write: _Write, timeout: Optional[float]) -> None:
+        with self._mutex:
+            if (
+                self._wgate.owner is None
+                and self._read is None
+                and self._rclosed is None
+                and self._wclosed is None
+                and len(self._unread) + len(write.view) <= self.bufsize
+            ):
+                self._unread += write.view
+                write.off = len(write.view)
+                return
+        Pipe.write(self, write, timeout)
+
+
+# -- line iteration ---------------------------------------------------------------
+
+
+class _Lines:
+    """Whole lines a line iterator took from one write, ahead of its caller.
+
+    They are handed out by a list iterator (*it*), at C speed. Any other
+    read of the pipe, a close of the reader, and the iterator itself when
+    dropped, stop it: the lines it has not handed out go back in front
+    of the stream, so that nothing is lost or reordered.
+    """
+
+    __slots__ = ("it", "lines", "pipe")
+
+    def __init__(self, pipe: Pipe, lines: list[bytes]) -> None:
+        self.pipe = pipe
+        self.lines = lines
+        self.it = iter(lines)
+
+    def stop(self) -> None:
+        """Hand out no more; give back the rest. Under the pipe's mutex."""
+        pipe = self.pipe
+        if pipe._lines is self:
+            pipe._lines = None
+            left = self.it.__length_hint__()
+            self.it.__setstate__(len(self.lines))  # hands out no more
+            if left:
+                pipe.give_back(b"".join(self.lines[-left:]))
+
+
+def iter_lines(pipe: Pipe, end: Any) -> Any:
+    """The lines of the stream, in batches, for iterating over *end*.
+
+    Each batch is an iterator: over every whole line of the pending write
+    when one is there (taken at once, so the caller's iteration runs at
+    C speed), else over the one line ``end.readline()`` returns.
+    """
+    batch = None
+    try:
+        while True:
+            lines = pipe.take_lines()
+            if lines is None:
+                line = end.readline()
+                if not line:
+                    return
+                yield iter((line,))
+                continue
+            with pipe._mutex:
+                batch = pipe._lines = _Lines(pipe, lines)
+            yield batch.it
+            with pipe._mutex:
+                batch.stop()  # a batch this generator left
+            batch = None
+    finally:
+        if batch is not None:
+            with pipe._mutex:
+                batch.stop()
+
+
+# -- the ends' data methods ---------------------------------------------------------
+
+
+def _byte_view(obj: Any, name: str, writable: bool) -> Any:
+    """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__!r}") from None
+    if writable and view.readonly:
+        view.release()
+        raise TypeError(f"{name} must be a writable bytes-like object")
+    if view.c_contiguous and view.ndim == 1 and view.format == "B":
+        return view  # the usual case: flat bytes already
+    if view.nbytes == 0:
+        view.release()
+        return memoryview(b"")  # any empty shape: nothing to copy
+    try:
+        flat = view.cast("B")
+    except TypeError:
+        if writable:
+            view.release()
+            raise TypeError(f"{name} must be a C-contiguous buffer") from None
+        # A strided source can still be written: from a contiguous copy.
+        flat = memoryview(view.tobytes())
+    view.release()
+    return flat
+
+
+def _size(size: Any, name: str) -> int:
+    """A read size: an int >= 0, or -1 for no limit."""
+    if type(size) is not int:
+        if size is None:
+            return -1
+        try:
+            size = operator.index(size)
+        except TypeError:
+            raise TypeError(
+                f"{name}() size must be an integer or None, not {type(size).__name__!r}"
+            ) from None
+    if size < -1:
+        raise ValueError(f"{name}() size must be >= 0 or -1, not {size}")
+    return int(size)
+
+
+class ReaderMethods:
+    """The data methods of :class:`~gpipe.PipeReader` (documented there)."""
+
+    __slots__ = ()
+    _pipe: Pipe
+    _timeout: Optional[float]
+
+    def _read(self, view: Any, size: int, need: int, line: bool) -> Any:
+        try:
+            return self._pipe.read(_Read(view, size, need, line), self._timeout)
+        finally:
+            # No reference cycle through a traceback: an exception raised
+            # here keeps neither this end nor the caller's buffer.
+            self = view = None  # type: ignore[assignment]
+
+    def read(self, size: Any = -1) -> bytes:
+        size = _size(size, "read")
+        if size == -1:
+            return self.readall()
+        if size == 0:
+            self._pipe.check_read()
+            return b""
+        return self._read(None, size, size, False)  # type: ignore[no-any-return]
+
+    def read1(self, size: Any = -1) -> bytes:
+        size = _size(size, "read1")
+        if size == 0:
+            self._pipe.check_read()
+            return b""
+        if size == -1:
+            size = _NO_LIMIT
+        return self._read(None, size, 1, False)  # type: ignore[no-any-return]
+
+    def readall(self) -> bytes:
+        return self._read(None, _NO_LIMIT, _NO_LIMIT, False)  # type: ignore[no-any-return]
+
+    def readinto(self, buffer: Any) -> int:
+        return self._readinto(buffer, False, "readinto")
+
+    def readinto1(self, buffer: Any) -> int:
+        return self._readinto(buffer, True, "readinto1")
+
+    def _readinto(self, buffer: Any, one: bool, name: str) -> int:
+        # The common cases inline: a bytearray, or the caller's own flat,
+        # writable byte memoryview, used as it is (so not released here).
+        kind = type(buffer)
+        own = True
+        if kind is bytearray:
+            view = memoryview(buffer)
+        elif (
+            kind is memoryview
+            and buffer.format == "B"
+            and buffer.ndim == 1
+            and buffer.c_contiguous
+            and not buffer.readonly
+        ):
+            view = buffer
+            own = False
+        else:
+            view = _byte_view(buffer, f"{name}() argument", writable=True)
+        try:
+            n = len(view)
+            if not n:
+                self._pipe.check_read()
+                return 0
+            return self._read(view, n, 1 if one else n, False)  # type: ignore[no-any-return]
+        finally:
+            if own:
+                view.release()
+            self = buffer = view = None  # type: ignore[assignment]
+
+    def readline(self, size: Any = -1) -> bytes:
+        if size is None or size == -1:
+            size = _NO_LIMIT
+        else:
+            try:
+                size = operator.index(size)
+            except TypeError:
+                raise TypeError(
+                    f"readline() size must be an integer or None, not {type(size).__name__!r}"
+                ) from None
+            if size == 0:
+                self._pipe.check_read()
+                return b""
+            if size < 0 or size > _NO_LIMIT:
+                size = _NO_LIMIT  # as io.BytesIO: no limit
+        return self._read(None, size, size, True)  # type: ignore[no-any-return]
+
+
+class WriterMethods:
+    """The data methods of :class:`~gpipe.PipeWriter` (documented there)."""
+
+    __slots__ = ()
+    _pipe: Pipe
+    _timeout: Optional[float]
+
+    def write(self, data: Any) -> int:
+        # The common cases inline: bytes, or the caller's own flat byte
+        # memoryview, used as it is (so not released here).
+        kind = type(data)
+        own = True
+        if kind is bytes:
+            view = memoryview(data)
+        elif kind is memoryview and data.format == "B" and data.ndim == 1 and data.c_contiguous:
+            view = data
+            own = False
+        else:
+            view = _byte_view(data, "write() argument", writable=False)
+        try:
+            n = len(view)
+            if not n:
+                self._pipe.check_write()
+                return 0
+            self._pipe.write(_Write(view), self._timeout)
+            return n
+        finally:
+            if own:
+                # Release the caller's buffer: it may be resized at once.
+                view.release()
+            self = data = view = None  # type: ignore[assignment]
+
+
+# gevent's way: the compiled build of this very file replaces it, unless
+# PURE_PYTHON is set.
+COMPILED = __name__ == "gpipe._gpipe_c_core"
+
+from ._compat import import_c_accel  # noqa: E402
+
+import_c_accel(globals(), "gpipe._gpipe_c_core")

@@ -24,8 +24,8 @@ from typing import Any, Optional
 from zope.interface import implementer
 
 from ._backends import get_backend
-from ._core import Pipe
-from ._errors import ClosedPipeError
+from ._core import COMPILED, BufferedPipe, Pipe, ReaderMethods, WriterMethods, iter_lines
+from ._errors import ClosedPipeError, WriterAbortedError
 from ._files import STOPS, not_the_end, open_end
 from .interfaces import IPipeReader, IPipeWriter
 
@@ -34,37 +34,6 @@ __all__ = ["ChunkIterator", "PipeReader", "PipeWriter", "pipe"]
 # iter_chunks()'s default: large enough to amortise a switch per chunk,
 # small enough to keep a server's many bodies in constant memory.
 DEFAULT_CHUNK = 65536
-
-# readall() asks for "the rest of the current write, however long".
-_WHOLE_WRITE = sys.maxsize
-
-
-def _byte_view(obj: Any, name: str, writable: bool) -> memoryview:
-    """A flat, C-contiguous, unsigned-byte memoryview of *obj*."""
-    try:
-        view = memoryview(obj)
-    except TypeError:
-        raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__!r}") from None
-    if (
-        view.c_contiguous
-        and view.ndim == 1
-        and view.format == "B"
-        and not (writable and view.readonly)
-    ):
-        return view  # the usual case: flat bytes already
-    if writable and view.readonly:
-        view.release()
-        raise TypeError(f"{name} must be a writable bytes-like object")
-    try:
-        flat = view.cast("B")
-    except TypeError:
-        if writable:
-            view.release()
-            raise TypeError(f"{name} must be a C-contiguous buffer") from None
-        # A strided source can still be written: from a contiguous copy.
-        flat = memoryview(view.tobytes())
-    view.release()
-    return flat
 
 
 def _check_timeout(timeout: Any) -> Optional[float]:
@@ -93,13 +62,19 @@ def _peer_error(exc: BaseException, who: str) -> BaseException:
     :class:`gevent.GreenletExit`, :class:`gevent.Timeout`) is meant for
     the code it interrupted alone: raised again in another greenlet or
     thread it would be reported, or delivered, twice. The other end gets
-    a :exc:`~gpipe.ClosedPipeError` naming it, with it as ``__cause__``.
+    an error naming it, with it as ``__cause__``: readers a
+    :exc:`~gpipe.WriterAbortedError`, writers a
+    :exc:`~gpipe.ClosedPipeError`.
     """
     if isinstance(exc, Exception):
         return exc
-    err = ClosedPipeError(f"the {who} was interrupted by {type(exc).__name__}")
+    text = f"the {who} was interrupted by {type(exc).__name__}"
+    err = WriterAbortedError(text) if who == "writer" else ClosedPipeError(text)
     err.__cause__ = exc
     return err
+
+
+_BUILD = "compiled" if COMPILED else "pure"
 
 
 def _no_copy(obj: object) -> TypeError:
@@ -109,7 +84,7 @@ def _no_copy(obj: object) -> TypeError:
     )
 
 
-class _End(io.RawIOBase):
+class _End(io.BufferedIOBase):
     """What both ends share: closing, timeouts, repr and finalisation."""
 
     __slots__ = ("_pipe", "_sent", "_timeout")
@@ -151,7 +126,7 @@ class _End(io.RawIOBase):
         if not self.closed:
             self._sent = exc
             self._close(exc)
-        io.RawIOBase.close(self)
+        io.BufferedIOBase.close(self)
 
     def close(self) -> None:
         """Close this end. Never blocks; a second call does nothing.
@@ -225,7 +200,7 @@ class _End(io.RawIOBase):
         cls = type(self).__name__
         state = "closed" if self.closed else "open"
         return (
-            f"<gpipe.{cls} {state} backend={self.backend!r} "
+            f"<gpipe.{cls} {state} backend={self.backend!r} {_BUILD} "
             f"waiting={self._pipe.waiting(self._reading)} {self._pipe.status()}>"
         )
 
@@ -245,7 +220,7 @@ class _End(io.RawIOBase):
         # Fail the peer first: with warnings turned into errors (python -W
         # error), the warning raises, and the peer must not wait forever.
         self._collected(self._pipe)
-        io.RawIOBase.close(self)
+        io.BufferedIOBase.close(self)
         # stacklevel=1: a finaliser has no caller worth pointing at.
         warnings.warn(text, ResourceWarning, stacklevel=1, source=owner)
 
@@ -267,7 +242,7 @@ class _End(io.RawIOBase):
 
 
 @implementer(IPipeReader)
-class PipeReader(_End):
+class PipeReader(ReaderMethods, _End):
     """The read end of a pipe made by :func:`pipe`.
 
     Implements :class:`~gpipe.interfaces.IPipeReader`. It is an
@@ -385,112 +360,6 @@ class PipeReader(_End):
             raise StopIteration
         return line
 
-    def read(self, size: Optional[int] = -1) -> bytes:
-        """Read up to *size* bytes; block until a writer provides some.
-
-        A read returns bytes of at most one write. ``size=-1`` (or
-        ``None``) reads until EOF. ``read(0)`` returns ``b""`` at once,
-        after the same checks as any read.
-
-        :return: non-empty :class:`bytes`, or ``b""`` at EOF, which means
-            the writer closed the pipe with :meth:`PipeWriter.close`.
-        :raises ClosedPipeError: this reader was closed, or the writer was
-            garbage-collected without being closed.
-        :raises TimeoutError: the :meth:`settimeout` timeout expired.
-        :raises BaseException: the very error the writer passed to
-            :meth:`PipeWriter.close_with_error`.
-        :raises TypeError: *size* is not an integer or ``None``.
-        :raises ValueError: *size* is negative but not -1.
-        """
-        if type(size) is not int:
-            if size is None:
-                return self.readall()
-            try:
-                size = operator.index(size)
-            except TypeError:
-                raise TypeError(
-                    f"read() size must be an integer or None, not {type(size).__name__!r}"
-                ) from None
-        if size <= 0:
-            if size == -1:
-                return self.readall()
-            if size < 0:
-                raise ValueError(f"read size must be >= 0 or -1, not {size}")
-            self._pipe.check_read()
-            return b""
-        try:
-            return self._pipe.read(size, self._timeout)  # type: ignore[return-value]
-        finally:
-            self = None  # type: ignore[assignment]  # see readinto()
-
-    def readinto(self, buffer: Any) -> int:
-        """Read into the writable bytes-like *buffer*.
-
-        :return: the number of bytes read; ``0`` at EOF (and for an
-            empty buffer, after the same checks as any read).
-        :raises TypeError: *buffer* is not a writable bytes-like object.
-        :raises: otherwise as :meth:`read`.
-        """
-        # The common cases inline: a bytearray, or the caller's own flat,
-        # writable byte memoryview, used as it is (so not released here).
-        kind = type(buffer)
-        own = True
-        if kind is bytearray:
-            view = memoryview(buffer)
-        elif (
-            kind is memoryview
-            and buffer.format == "B"
-            and buffer.ndim == 1
-            and buffer.c_contiguous
-            and not buffer.readonly
-        ):
-            view = buffer
-            own = False
-        else:
-            view = _byte_view(buffer, "readinto() argument", writable=True)
-        try:
-            if not len(view):
-                self._pipe.check_read()
-                return 0
-            return self._pipe.read(view, self._timeout)  # type: ignore[return-value]
-        finally:
-            if own:
-                view.release()
-            # A traceback through this frame (or a frame under it) keeps no
-            # reference to this end or to the caller's buffer.
-            self = buffer = None  # type: ignore[assignment]
-
-    def readline(self, size: Optional[int] = -1) -> bytes:
-        """Read up to and including the next ``b"\\n"``, at most *size* bytes.
-
-        A line that spans several writes is read across them; at EOF the
-        rest is returned without a newline, and then ``b""``. The line is
-        found in the writer's buffer itself, so reading lines from the
-        raw reader is fast; no other read is interleaved with a line.
-        ``size`` ``-1`` or ``None`` (or any negative number, as for
-        :class:`io.BytesIO`) means no limit; ``readline(0)`` returns
-        ``b""`` after the same checks as any read.
-
-        :raises: as :meth:`read`; an interrupted ``readline`` consumes
-            nothing, even of a line that spans writes.
-        """
-        if size != -1:
-            if size is None:
-                size = -1
-            else:
-                try:
-                    size = operator.index(size)
-                except TypeError:
-                    raise TypeError(
-                        f"readline() size must be an integer or None, not {type(size).__name__!r}"
-                    ) from None
-                if size == 0:
-                    self._pipe.check_read()
-                    return b""
-                if size < 0:
-                    size = -1
-        return self._pipe.readline(size, self._timeout)
-
     def __iter__(self) -> Iterator[bytes]:
         """Return an iterator over the lines of the stream, until EOF.
 
@@ -509,7 +378,7 @@ class PipeReader(_End):
         :raises: otherwise each step raises as :meth:`read`.
         """
         self._checkClosed()
-        return itertools.chain.from_iterable(_no_stop(self._pipe.lines(self)))
+        return itertools.chain.from_iterable(_no_stop(iter_lines(self._pipe, self)))
 
     def readlines(self, hint: Optional[int] = -1) -> list[bytes]:
         """Read lines until EOF, or until their total size reaches *hint*.
@@ -541,20 +410,6 @@ class PipeReader(_End):
             if total >= hint:
                 break  # the iterator, dropped, puts back what it took ahead
         return lines
-
-    def readall(self) -> bytes:
-        """Read until EOF and return everything read.
-
-        :raises: as :meth:`read`; what was read before an error is lost
-            with it.
-        """
-        chunks: list[bytes] = []
-        while True:
-            data = self._pipe.read(_WHOLE_WRITE, self._timeout)
-            assert type(data) is bytes
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
 
     def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:
         """Return an iterator over the data as non-empty chunks, until EOF.
@@ -646,7 +501,7 @@ class ChunkIterator:
         if self._reader.closed:
             raise StopIteration
         try:
-            data = self._reader.read(self._size)
+            data = self._reader.read1(self._size)
         except STOPS as exc:
             raise not_the_end(exc) from exc
         if not data:
@@ -663,7 +518,7 @@ class ChunkIterator:
 
 
 @implementer(IPipeWriter)
-class PipeWriter(_End):
+class PipeWriter(WriterMethods, _End):
     """The write end of a pipe made by :func:`pipe`.
 
     Implements :class:`~gpipe.interfaces.IPipeWriter`. It is an
@@ -822,61 +677,13 @@ class PipeWriter(_End):
         """
         return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
-    def write(self, data: Any) -> int:
-        """Write all of the bytes-like *data*; block until readers took it.
-
-        ``write(b"")`` returns ``0`` at once, after the same checks as
-        any write, and wakes no reader.
-
-        If the write raises (a timeout, :class:`gevent.Timeout`, a kill,
-        a close), the part no reader had consumed is withdrawn: no reader
-        ever sees it. The exception's ``consumed`` attribute, where it
-        can be set, is the number of bytes readers had consumed. A close
-        of either end that ends the write after readers took part of it
-        makes it return that part's length instead (a short write, as
-        Go's ``Write`` returns its ``n``); the next write raises.
-
-        :return: ``len(data)`` in bytes; fewer if a close cut the write
-            short.
-        :raises TypeError: *data* is not bytes-like.
-        :raises ClosedPipeError: this writer was closed, or the reader was
-            closed (or collected) without an error.
-        :raises TimeoutError: the :meth:`settimeout` timeout expired.
-        :raises BaseException: the very error the reader passed to
-            :meth:`PipeReader.close_with_error`.
-        """
-        # The common cases inline: bytes, or the caller's own flat byte
-        # memoryview, used as it is (so not released here).
-        kind = type(data)
-        own = True
-        if kind is bytes:
-            view = memoryview(data)
-        elif kind is memoryview and data.format == "B" and data.ndim == 1 and data.c_contiguous:
-            view = data
-            own = False
-        else:
-            view = _byte_view(data, "write() argument", writable=False)
-        try:
-            pipe = self._pipe
-            if not len(view):
-                pipe.check_write()
-                return 0
-            if pipe.bufsize and pipe.append(view):
-                return len(view)  # buffered: nothing to wait for
-            return pipe.write(view, self._timeout)
-        finally:
-            if own:
-                # Release the caller's buffer: it may be resized at once.
-                view.release()
-            # A traceback through this frame (or a frame under it) keeps no
-            # reference to this end or to the caller's buffer.
-            self = data = None  # type: ignore[assignment]
-
     def _close(self, exc: Optional[BaseException]) -> None:
         self._pipe.close_write(exc)
 
     def _collected(self, core: Pipe) -> None:
-        core.close_write(ClosedPipeError("write end collected without close"))
+        core.close_write(
+            WriterAbortedError("the writer was garbage-collected without being closed")
+        )
 
 
 def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader, PipeWriter]:
@@ -920,5 +727,6 @@ def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader
         raise TypeError(f"bufsize must be an int, not {type(bufsize).__name__!r}")
     if bufsize < 0:
         raise ValueError(f"bufsize must be >= 0, not {bufsize}")
-    core = Pipe(get_backend(backend), bufsize)
+    found = get_backend(backend)
+    core = BufferedPipe(found, bufsize) if bufsize else Pipe(found)
     return PipeReader(core), PipeWriter(core)

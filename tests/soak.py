@@ -88,7 +88,7 @@ class Soak:
             size = rng.choice(SIZES)
             try:
                 if rng.random() < 0.5:
-                    chunk: Any = self.timed(r.read, size)
+                    chunk: Any = self.timed(r.read1, size)
                 else:
                     # A buffer per call: a reader blocked in readinto owns it.
                     buf = bytearray(size)

@@ -61,10 +61,10 @@ CASES: list[Case] = [
         lambda r, w: r.read(-2),
     ),
     (
-        "reader.read(1.5)",
+        "reader.read1(1.5)",
         TypeError,
         "read() size must be an integer or None, not 'float'",
-        lambda r, w: r.read(1.5),
+        lambda r, w: r.read1(1.5),
     ),
     (
         'reader.read("3")',
@@ -73,10 +73,10 @@ CASES: list[Case] = [
         lambda r, w: r.read("3"),
     ),
     (
-        'reader.readinto(b"abc")',
+        'reader.readinto1(b"abc")',
         TypeError,
         "readinto() argument must be a writable bytes-like object",
-        lambda r, w: r.readinto(b"abc"),
+        lambda r, w: r.readinto1(b"abc"),
     ),
     (
         'reader.readinto("abc")',
@@ -91,16 +91,16 @@ CASES: list[Case] = [
         lambda r, w: r.readinto(5),
     ),
     (
-        "reader.readinto(None)",
+        "reader.readinto1(None)",
         TypeError,
         "readinto() argument must be a bytes-like object, not 'NoneType'",
-        lambda r, w: r.readinto(None),
+        lambda r, w: r.readinto1(None),
     ),
     (
-        "reader.readinto(memoryview(bytearray(8))[::2])",
+        "reader.readinto1(memoryview(bytearray(8))[::2])",
         TypeError,
         "readinto() argument must be a C-contiguous buffer",
-        lambda r, w: r.readinto(memoryview(bytearray(8))[::2]),
+        lambda r, w: r.readinto1(memoryview(bytearray(8))[::2]),
     ),
     (
         "reader.iter_chunks(0)",
@@ -251,7 +251,7 @@ def consumer_join(timeout: Any) -> None:
 def transfer(bk: Any, r: gpipe.PipeReader, w: gpipe.PipeWriter) -> None:
     """The pipe still works: a write meets a read."""
     task = bk.go(w.write, b"ok")
-    assert r.read(10) == b"ok"
+    assert r.read1(10) == b"ok"
     assert task.get() == 2
 
 
@@ -280,8 +280,8 @@ def test_bad_read_size_beside_a_pending_write(bk: Any) -> None:
     bk.wait_blocked(w)
     for size in (-2, 1.5, "3"):
         with pytest.raises((TypeError, ValueError)):
-            r.read(size)
-    assert r.read(100) == b"abcdef"
+            r.read1(size)
+    assert r.read1(100) == b"abcdef"
     assert task.get() == 6
 
 

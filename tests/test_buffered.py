@@ -33,7 +33,7 @@ def test_writes_return_while_they_fit(bk, buffered):
     assert w.write(b"abc") == 3  # no reader: buffered
     assert w.write(b"defg") == 4
     # A read may return bytes of several writes, as from an OS pipe.
-    assert r.read(100) == b"abcdefg"
+    assert r.read1(100) == b"abcdefg"
 
 
 def test_write_blocks_when_buffer_full(bk, buffered):
@@ -41,16 +41,16 @@ def test_write_blocks_when_buffer_full(bk, buffered):
     task = bk.go(w.write, b"0123456789")
     bk.wait_blocked(w)
     assert not task.ready()
-    assert r.read(2) == b"01"  # frees room: the write refills the buffer
+    assert r.read1(2) == b"01"  # frees room: the write refills the buffer
     assert not task.ready()
-    assert r.read(100) == b"2345"
+    assert r.read1(100) == b"2345"
     assert task.get() == 10  # the rest fit into the buffer
-    assert r.read(100) == b"6789"
+    assert r.read1(100) == b"6789"
 
 
 def test_reader_waiting_gets_data_directly(bk, buffered):
     r, w = buffered(8)
-    task = bk.go(r.read, 100)
+    task = bk.go(r.read1, 100)
     bk.wait_blocked(r)
     assert w.write(b"direct") == 6
     assert task.get() == b"direct"
@@ -61,9 +61,9 @@ def test_writer_close_delivers_buffer_then_eof(bk, buffered):
     w.write(b"last words")
     w.close()
     assert r.read(0) == b""
-    assert r.read(4) == b"last"
+    assert r.read1(4) == b"last"
     assert r.readall() == b" words"
-    assert r.read(1) == b""
+    assert r.read1(1) == b""
 
 
 def test_writer_error_after_buffer(bk, buffered):
@@ -72,9 +72,9 @@ def test_writer_error_after_buffer(bk, buffered):
     err = Boom()
     w.close_with_error(err)
     assert r.read(0) == b""  # data still pending: no error yet
-    assert r.read(100) == b"partial"
+    assert r.read1(100) == b"partial"
     with pytest.raises(Boom) as info:
-        r.read(1)
+        r.read1(1)
     assert info.value is err
 
 
@@ -85,7 +85,7 @@ def test_reader_close_discards_buffer_and_fails_writer(bk, buffered):
     r.close()
     assert task.get() == 4  # a short write: what the buffer had accepted
     with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
-        r.read(1)
+        r.read1(1)
 
 
 def test_timed_out_write_reports_buffered_bytes(bk, buffered):
@@ -95,7 +95,7 @@ def test_timed_out_write_reports_buffered_bytes(bk, buffered):
         w.write(b"abcdef")
     assert info.value.consumed == 3
     w.settimeout(None)
-    assert r.read(100) == b"abc"
+    assert r.read1(100) == b"abc"
     # The withdrawn "def" is never read.
     w.write(b"XY")
     w.close()
@@ -118,10 +118,10 @@ def test_stream_integrity(bk, buffered, bufsize):
     buf = bytearray(97)
     while True:
         if rng.random() < 0.5:
-            n = r.readinto(buf)
+            n = r.readinto1(buf)
             out += buf[:n]
         else:
-            data = r.read(rng.randrange(1, 500))
+            data = r.read1(rng.randrange(1, 500))
             n = len(data)
             out += data
         if not n:
@@ -152,12 +152,12 @@ def test_interrupted_read_goes_before_buffered_data(backend_name):
     core = Pipe(backend, 16)
     r, w = PipeReader(core), PipeWriter(core)
     backend.armed = True
-    get = spawn(backend_name, r.read, 3)
+    get = spawn(backend_name, r.read1, 3)
     wait_reader_blocked(backend_name, r)
     assert w.write(b"abc") == 3  # straight into the waiting read
     assert w.write(b"def") == 3  # buffered behind it
     with pytest.raises(Interrupt):
         get()
-    assert r.read(100) == b"abcdef"
+    assert r.read1(100) == b"abcdef"
     r.close()
     w.close()

@@ -17,7 +17,7 @@ import gpipe
 def drain(reader, into):
     """Read until EOF or an error, appending every chunk to *into*."""
     while True:
-        chunk = reader.read(100)
+        chunk = reader.read1(100)
         if not chunk:
             return
         into += chunk
@@ -30,7 +30,7 @@ def test_own_close_fails_blocked_write(bk, bufsize):
         data = bytes(range(16))
         task = bk.go(writer.write, data)
         bk.wait_blocked(writer)
-        got = bytearray(reader.read(3))
+        got = bytearray(reader.read1(3))
         writer.close_with_error(LookupError("stop"))
         with pytest.raises(LookupError, match="stop"):
             drain(reader, got)

@@ -28,15 +28,15 @@ def test_write_blocks_until_all_consumed(bk):
     r, w = bk.pipe()
     task = bk.go(w.write, b"0123456789")
     bk.wait_blocked(w)
-    assert r.read(4) == b"0123"
+    assert r.read1(4) == b"0123"
     assert not task.ready()  # 6 bytes still unread: the write still blocks
-    assert r.read(100) == b"456789"
+    assert r.read1(100) == b"456789"
     assert task.get() == 10
 
 
 def test_reader_waiting_first_gets_data(bk):
     r, w = bk.pipe()
-    task = bk.go(r.read, 100)
+    task = bk.go(r.read1, 100)
     bk.wait_blocked(r)
     assert w.write(b"abc") == 3
     assert task.get() == b"abc"
@@ -48,9 +48,9 @@ def test_read_returns_data_of_one_write_only(bk):
     bk.wait_blocked(w)
     second = bk.go(w.write, b"second")
     bk.wait_blocked(w, 2)  # the second write waits at the gate
-    assert r.read(100) == b"first"
+    assert r.read1(100) == b"first"
     assert first.get() == 5
-    assert r.read(100) == b"second"
+    assert r.read1(100) == b"second"
     assert second.get() == 6
 
 
@@ -59,7 +59,7 @@ def test_reader_does_not_alias_writer_buffer(bk):
     data = bytearray(b"original")
     task = bk.go(w.write, data)
     bk.wait_blocked(w)
-    got = r.read(100)
+    got = r.read1(100)
     assert task.get() == 8
     data[:] = b"mutated!"
     assert type(got) is bytes
@@ -102,7 +102,7 @@ def test_readinto_accepts_typed_buffers(bk):
     r, w = bk.pipe()
     out = array.array("H", [0, 0])
     task = bk.go(w.write, b"\x01\x00\x02\x00")
-    assert r.readinto(out) == 4
+    assert r.readinto1(out) == 4
     assert list(out) == [1, 2]
     task.get()
 
@@ -122,8 +122,8 @@ def test_writelines_and_flush(bk):
 def test_writer_close_gives_eof(bk):
     r, w = bk.pipe()
     w.close()
-    assert r.read(10) == b""
-    assert r.readinto(bytearray(10)) == 0
+    assert r.read1(10) == b""
+    assert r.readinto1(bytearray(10)) == 0
     assert r.read() == b""
     assert r.readall() == b""
     assert r.readline() == b""
@@ -134,7 +134,7 @@ def test_writer_close_with_error_raises_same_instance(bk):
     r, w = bk.pipe()
     err = Boom("upstream failed")
     w.close_with_error(err)
-    for call in (lambda: r.read(10), lambda: r.readinto(bytearray(1)), r.read, r.readline):
+    for call in (lambda: r.read1(10), lambda: r.readinto1(bytearray(1)), r.read, r.readline):
         with pytest.raises(Boom) as info:
             call()
         assert info.value is err
@@ -144,7 +144,7 @@ def test_close_with_error_none_is_close(bk):
     r, w = bk.pipe()
     assert w.close_with_error(None) is None
     assert w.closed
-    assert r.read(1) == b""
+    assert r.read1(1) == b""
     r2, w2 = bk.pipe()
     r2.close_with_error()
     with pytest.raises(gpipe.ClosedPipeError):
@@ -161,14 +161,14 @@ def test_close_with_error_rejects_non_exceptions(bk, bad):
     # Nothing was closed: the pipe still works.
     assert not w.closed and not r.closed
     task = bk.go(w.write, b"ok")
-    assert r.read(2) == b"ok"
+    assert r.read1(2) == b"ok"
     task.get()
 
 
 def test_blocked_reader_sees_error_when_writer_closes(bk):
     r, w = bk.pipe()
     err = Boom()
-    task = bk.go(r.read, 10)
+    task = bk.go(r.read1, 10)
     bk.wait_blocked(r)
     w.close_with_error(err)
     with pytest.raises(Boom) as info:
@@ -201,7 +201,7 @@ def test_reader_close_wakes_blocked_writer(bk):
     r, w = bk.pipe()
     task = bk.go(w.write, b"0123456789")
     bk.wait_blocked(w)
-    assert r.read(3) == b"012"
+    assert r.read1(3) == b"012"
     r.close()
     # A short write: the count readers took. The next write raises.
     assert task.get() == 3
@@ -217,7 +217,7 @@ def test_reader_close_with_error_after_partial_read_and_a_queued_writer(bk):
     bk.wait_blocked(w)
     b = bk.go(w.write, b"B" * 5)
     bk.wait_for(lambda: r._pipe.waiting(False) == 2, "second writer queued")
-    assert r.read(4) == b"0123"
+    assert r.read1(4) == b"0123"
     err = Boom("reader failed")
     r.close_with_error(err)
     assert a.get() == 4  # A's own count, however B's failure is scheduled
@@ -237,7 +237,7 @@ def test_first_close_wins_on_writer(bk):
     assert w.close() is None  # a later plain close must not turn it into EOF
     assert w.close_with_error(Boom()) is None
     with pytest.raises(Boom) as info:
-        r.read(1)
+        r.read1(1)
     assert info.value is err
 
 
@@ -265,7 +265,7 @@ def test_close_does_not_block_while_calls_are_blocked(bk):
     w.close()  # runs in this task; returns although a write is in flight
     with pytest.raises(gpipe.ClosedPipeError):
         task.get()
-    assert r.read(10) == b""
+    assert r.read1(10) == b""
 
 
 # -- 5. an end you closed yourself -------------------------------------------------
@@ -274,11 +274,16 @@ def test_close_does_not_block_while_calls_are_blocked(bk):
 def test_read_on_own_closed_reader(bk):
     r, w = bk.pipe()
     r.close()
-    for call in (lambda: r.read(1), lambda: r.readinto(bytearray(1)), lambda: r.read(0), r.readall):
+    for call in (
+        lambda: r.read1(1),
+        lambda: r.readinto1(bytearray(1)),
+        lambda: r.read(0),
+        r.readall,
+    ):
         with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
             call()
     with pytest.raises(ValueError):
-        r.read(1)
+        r.read1(1)
 
 
 def test_write_on_own_closed_writer(bk):
@@ -297,7 +302,7 @@ def test_own_close_wins_over_peer_error(bk):
     w.close_with_error(Boom())
     r.close()
     with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
-        r.read(1)
+        r.read1(1)
     r, w = bk.pipe()
     r.close_with_error(Boom())
     w.close()
@@ -310,7 +315,7 @@ def test_own_close_wins_over_peer_error(bk):
 
 def test_writer_close_wakes_all_blocked_readers(bk):
     r, w = bk.pipe()
-    readers = [bk.go(r.read, 10) for _ in range(5)]
+    readers = [bk.go(r.read1, 10) for _ in range(5)]
     bk.wait_blocked(r, 5)  # one waits for data, four at the read gate
     w.close()
     assert [t.get() for t in readers] == [b""] * 5
@@ -328,7 +333,7 @@ def test_reader_close_wakes_all_blocked_writers(bk):
 
 def test_own_close_wakes_blocked_calls_on_same_end(bk):
     r, w = bk.pipe()
-    readers = [bk.go(r.read, 10) for _ in range(3)]
+    readers = [bk.go(r.read1, 10) for _ in range(3)]
     bk.wait_blocked(r, 3)
     r.close()
     for task in readers:
@@ -348,7 +353,7 @@ def test_own_close_wakes_blocked_calls_on_same_end(bk):
 
 def test_empty_write_does_not_wake_reader(bk):
     r, w = bk.pipe()
-    task = bk.go(r.read, 10)
+    task = bk.go(r.read1, 10)
     bk.wait_blocked(r)
     assert w.write(b"") == 0
     assert not task.ready()
@@ -370,8 +375,8 @@ def test_empty_write_raises_close_error(bk):
 def test_empty_reads_return_at_once(bk):
     r, w = bk.pipe()
     assert r.read(0) == b""
-    assert r.readinto(bytearray()) == 0
-    assert r.readinto(memoryview(bytearray(4))[:0]) == 0
+    assert r.readinto1(bytearray()) == 0
+    assert r.readinto1(memoryview(bytearray(4))[:0]) == 0
 
 
 def test_empty_reads_check_close(bk):
@@ -381,7 +386,7 @@ def test_empty_reads_check_close(bk):
     with pytest.raises(Boom):
         r.read(0)
     with pytest.raises(Boom):
-        r.readinto(bytearray())
+        r.readinto1(bytearray())
     r2, w2 = bk.pipe()
     w2.close()
     assert r2.read(0) == b""  # EOF is not an error
@@ -395,7 +400,7 @@ def test_timed_out_write_withdraws_rest(bk):
     w.settimeout(0.2)
 
     def partial_read():
-        return r.read(4)
+        return r.read1(4)
 
     reader = bk.go(partial_read)
     with pytest.raises(TimeoutError) as info:
@@ -404,7 +409,7 @@ def test_timed_out_write_withdraws_rest(bk):
     assert reader.get() == b"0123"
     # The withdrawn "456789" is never seen: the next read gets the next write.
     task = bk.go(w.write, b"next")
-    assert r.read(100) == b"next"
+    assert r.read1(100) == b"next"
     task.get()
 
 
@@ -412,10 +417,10 @@ def test_timed_out_read_consumes_nothing(bk):
     r, w = bk.pipe()
     r.settimeout(0.05)
     with pytest.raises(TimeoutError, match="read timed out"):
-        r.read(10)
+        r.read1(10)
     r.settimeout(None)
     task = bk.go(w.write, b"after")
-    assert r.read(10) == b"after"
+    assert r.read1(10) == b"after"
     task.get()
 
 
@@ -424,7 +429,7 @@ def test_timeout_zero_fails_at_once_when_it_would_block(bk):
     r.settimeout(0)
     w.settimeout(0)
     with pytest.raises(TimeoutError):
-        r.read(1)
+        r.read1(1)
     with pytest.raises(TimeoutError) as info:
         w.write(b"x")
     assert info.value.consumed == 0
@@ -438,12 +443,12 @@ def test_timeout_waiting_at_the_gate(bk):
     with pytest.raises(TimeoutError, match="another call on this end") as info:
         w.write(b"second")
     assert info.value.consumed == 0
-    assert r.read(100) == b"first"
+    assert r.read1(100) == b"first"
     first.get()
     # The gate is free again, and the timed-out write left nothing behind.
     w.settimeout(None)
     task = bk.go(w.write, b"third")
-    assert r.read(100) == b"third"
+    assert r.read1(100) == b"third"
     task.get()
 
 
@@ -512,7 +517,7 @@ def test_buffer_released_after_partial_write(bk):
     data = bytearray(b"0123456789")
     task = bk.go(w.write, data)
     bk.wait_blocked(w)
-    r.read(3)
+    r.read1(3)
     r.close()
     assert task.get() == 3
     data.clear()
@@ -527,13 +532,13 @@ def test_collected_writer_fails_reads(bk):
         del w
         gc.collect()
     with pytest.raises(gpipe.ClosedPipeError, match="write end collected without close"):
-        r.read(1)
+        r.read1(1)
     r.close()
 
 
 def test_collected_writer_wakes_blocked_reader(bk):
     r, w = gpipe.pipe(backend=bk.name)  # not via bk: it would keep both alive
-    task = bk.go(r.read, 1)
+    task = bk.go(r.read1, 1)
     bk.wait_blocked(r)
     with pytest.warns(ResourceWarning):
         del w
@@ -571,7 +576,7 @@ def test_collected_in_another_thread(bk):
     import threading
 
     r, w = gpipe.pipe(backend=bk.name)  # not via bk: it would keep both alive
-    task = bk.go(r.read, 1)
+    task = bk.go(r.read1, 1)
     bk.wait_blocked(r)
     holder = [w]
     del w
@@ -602,7 +607,7 @@ def test_reraising_close_error_does_not_grow(bk):
 
     def depth():
         with pytest.raises(Boom) as info:
-            r.read(1)
+            r.read1(1)
         return len(traceback.extract_tb(info.value.__traceback__))
 
     first = depth()
@@ -702,7 +707,7 @@ def test_repr(bk):
     task = bk.go(w.write, b"x")
     bk.wait_blocked(w)
     assert "waiting=1" in repr(w)
-    r.read(1)
+    r.read1(1)
     task.get()
     w.close()
     assert repr(w).startswith("<gpipe.PipeWriter closed")
@@ -723,7 +728,7 @@ def test_bad_read_sizes(bk):
     with pytest.raises(TypeError):
         r.read("3")
     with pytest.raises(TypeError):
-        r.read(1.5)
+        r.read1(1.5)
     with pytest.raises(ValueError, match="read size must be >= 0 or -1, not -2"):
         r.read(-2)
 
@@ -737,7 +742,7 @@ def test_bad_write_data(bk):
     with pytest.raises(TypeError, match="not 'int'"):
         w.write(3)
     with pytest.raises(TypeError, match="readinto\\(\\) argument must be a writable"):
-        r.readinto(b"read-only")
+        r.readinto1(b"read-only")
 
 
 def test_bad_backend():

@@ -61,9 +61,9 @@ def run(program: str) -> list[str]:
     "call,note",
     [
         ("w.write(b'x')", "a write to a PipeWriter"),
-        ("r.read(1)", "a read from a PipeReader"),
+        ("r.read1(1)", "a read from a PipeReader"),
         ("r.readall()", "a read from a PipeReader"),
-        ("r.readinto(bytearray(4))", "a read from a PipeReader"),
+        ("r.readinto1(bytearray(4))", "a read from a PipeReader"),
     ],
 )
 def test_blocked_call_with_nobody_on_the_other_side(call, note):
@@ -94,7 +94,7 @@ def test_write_then_read_in_one_greenlet():
         r, w = gpipe.pipe()
         def same_greenlet():
             w.write(b"hello")
-            return r.read(5)
+            return r.read1(5)
         expect_loopexit(same_greenlet, note="a write to a PipeWriter")
         """
     )
@@ -139,10 +139,10 @@ def test_from_a_loop_callback_a_pipe_call_refuses_to_block():
         result = []
         def in_callback():
             try:
-                r.read(1)
+                r.read1(1)
             except BlockingSwitchOutError:
                 result.append("refused")
-        reader = gevent.spawn(r.read, 1)
+        reader = gevent.spawn(r.read1, 1)
         gevent.sleep(0)  # the reader waits
         writer = gevent.spawn(w.write, b"ab")  # wakes it, then waits itself
         gevent.get_hub().loop.run_callback(in_callback)
@@ -175,7 +175,7 @@ def test_a_live_thread_that_has_not_touched_the_pipe_yet_can_end_the_wait(how):
         t.start()
         go.set()
         try:
-            print(repr(r.read(100)))
+            print(repr(r.read1(100)))
         except KeyError as exc:
             print("KeyError")
         t.join()
@@ -211,7 +211,7 @@ def test_a_thread_that_exits_without_waking_the_call_lets_it_raise():
         r, w = gpipe.pipe()
         t = threading.Thread(target=time.sleep, args=(0.3,))
         t.start()
-        expect_loopexit(r.read, 1, note="a read from a PipeReader")
+        expect_loopexit(r.read1, 1, note="a read from a PipeReader")
         t.join()
         """
     )
@@ -227,7 +227,7 @@ def test_greenlets_of_two_native_threads_with_their_own_hubs_on_one_pipe():
         got = []
         def reader_thread():
             # A hub of its own: two reading greenlets there.
-            readers = [gevent.spawn(r.read, 5) for _ in range(2)]
+            readers = [gevent.spawn(r.read1, 5) for _ in range(2)]
             gevent.joinall(readers, raise_error=True)
             got.extend(g.value for g in readers)
         t = threading.Thread(target=reader_thread)
@@ -247,7 +247,7 @@ def test_a_greenlet_left_waiting_in_an_exited_thread_is_not_written_into():
         r, w = gpipe.pipe()
         started = threading.Event()
         def orphan_reader():
-            gevent.spawn(r.read, 10)  # blocks in this thread's hub...
+            gevent.spawn(r.read1, 10)  # blocks in this thread's hub...
             gevent.sleep(0)
             started.set()
             # ...and the thread ends without ever running its hub again.
@@ -263,7 +263,7 @@ def test_a_greenlet_left_waiting_in_an_exited_thread_is_not_written_into():
         else:
             print("write-succeeded")
         # A later read is not queued behind the orphan either.
-        reader = gevent.spawn(r.read, 10)
+        reader = gevent.spawn(r.read1, 10)
         print(w.write(b"found") if not reader.ready() else "?")
         print(reader.get(timeout=5))
         """
@@ -276,14 +276,14 @@ def test_a_read_is_not_queued_forever_behind_an_orphaned_reader():
         """
         r, w = gpipe.pipe()
         def orphan_reader():
-            gevent.spawn(r.read, 10)
+            gevent.spawn(r.read1, 10)
             gevent.sleep(0)
         t = threading.Thread(target=orphan_reader)
         t.start()
         t.join()
         r.settimeout(5)
         writer = gevent.spawn(w.write, b"to the live reader")
-        print(r.read(100))
+        print(r.read1(100))
         writer.get(timeout=5)
         """
     )
@@ -294,9 +294,9 @@ def test_a_call_queued_at_a_gate_names_itself_in_loopexit():
     out = run(
         """
         r, w = gpipe.pipe()
-        first = gevent.spawn(r.read, 1)
+        first = gevent.spawn(r.read1, 1)
         gevent.sleep(0)  # owns the read gate, waiting
-        expect_loopexit(r.read, 1, note="a read from a PipeReader")
+        expect_loopexit(r.read1, 1, note="a read from a PipeReader")
         """
     )
     assert out[0] == "LoopExit"
@@ -333,11 +333,11 @@ def test_a_pipe_keeps_working_after_its_threads_hub_was_replaced():
         """
         r, w = gpipe.pipe()
         g = gevent.spawn(w.write, b"1")
-        print(r.read(1)); g.join()
+        print(r.read1(1)); g.join()
         gevent.get_hub().destroy(destroy_loop=True)  # the next wait makes a new hub
         g = gevent.spawn(w.write, b"2")
-        print(r.read(1)); g.join()
-        g = gevent.spawn(r.read, 1)
+        print(r.read1(1)); g.join()
+        g = gevent.spawn(r.read1, 1)
         print(w.write(b"3"), g.get())
         """
     )

@@ -75,9 +75,9 @@ class Run:
 def read_op(r: gpipe.PipeReader, rng: random.Random) -> bytes:
     ncells = rng.randint(1, 6)
     if rng.random() < 0.5:
-        return r.read(ncells * CELL)
+        return r.read1(ncells * CELL)
     buf = bytearray(ncells * CELL)
-    return bytes(buf[: r.readinto(buf)])
+    return bytes(buf[: r.readinto1(buf)])
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -51,7 +51,7 @@ def drain(r: gpipe.PipeReader) -> tuple[bytes, BaseException | None]:
     out = bytearray()
     while True:
         try:
-            data = r.read(65536)
+            data = r.read1(65536)
         except BaseException as exc:
             return bytes(out), exc
         if not data:
@@ -590,9 +590,9 @@ def test_stop_iteration_close_error(bk, kind):
     pattern = f"the pipe's writer was closed with {kind.__name__}"
 
     r = next(readers)
-    assert r.read(10) == b"a\nb"
+    assert r.read1(10) == b"a\nb"
     with pytest.raises(kind) as info:  # reads raise it as any close error
-        r.read(10)
+        r.read1(10)
     assert info.value is stop
 
     r = next(readers)
@@ -651,9 +651,9 @@ def test_stop_iteration_from_spawned_producer(spawn):  # noqa: F811
         list(r)
     r.close()
     r = gpipe.spawn_producer(fn)
-    assert r.read(100) == b"the first part\n"
+    assert r.read1(100) == b"the first part\n"
     with pytest.raises(StopIteration):
-        r.read(100)
+        r.read1(100)
     r.close()
     spawn.ended()
     assert spawn.reports == []

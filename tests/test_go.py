@@ -28,7 +28,7 @@ def test_pipe1(bk):
     r, w = bk.pipe()
     task = bk.go(check_write, w, b"hello, world")
     buf = bytearray(64)
-    n = r.readinto(buf)
+    n = r.readinto1(buf)
     assert n == 12
     assert buf[:n] == b"hello, world"
     task.get()
@@ -44,7 +44,7 @@ def test_pipe2(bk):
         counts = []
         buf = bytearray(64)
         while True:
-            n = r.readinto(buf)
+            n = r.readinto1(buf)
             counts.append(n)
             if n == 0:
                 return counts
@@ -75,7 +75,7 @@ def test_pipe3(bk):
     tot = 0
     n = 1
     while n <= 256:
-        nn = r.readinto(view[tot : tot + n])
+        nn = r.readinto1(view[tot : tot + n])
         # Only the final two reads are short: 1 byte, then 0 (EOF).
         expect = {128: 1, 256: 0}.get(n, n)
         assert nn == expect, f"read {n}: expected {expect}, got {nn}"
@@ -118,10 +118,10 @@ def test_pipe_read_close(bk, is_async, err, with_error):
         delay_close(bk, w, err, with_error, None)
     buf = bytearray(64)
     if err is None:
-        assert r.readinto(buf) == 0  # EOF
+        assert r.readinto1(buf) == 0  # EOF
     else:
         with pytest.raises(ShortWriteError) as info:
-            r.readinto(buf)
+            r.readinto1(buf)
         assert info.value is err
     if is_async:
         task.get()
@@ -133,7 +133,7 @@ def test_pipe_read_close2(bk):
     r, w = bk.pipe()
     task = bk.go(delay_close, bk, r, None, False, r)
     with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
-        r.readinto(bytearray(64))
+        r.readinto1(bytearray(64))
     task.get()
     w.close()
 
@@ -162,7 +162,7 @@ def read_full(r: gpipe.PipeReader, size: int) -> bytes:
     """Go's io.ReadFull: read until *size* bytes or EOF."""
     out = b""
     while len(out) < size:
-        chunk = r.read(size - len(out))
+        chunk = r.read1(size - len(out))
         if not chunk:
             break
         out += chunk
@@ -230,7 +230,7 @@ def test_pipe_close_error(bk):
     assert info.value is e1
     w.close_with_error(TestError2())
     with pytest.raises(TestError1):
-        r.read(1)
+        r.read1(1)
 
 
 INPUT = b"0123456789abcdef"
@@ -245,7 +245,7 @@ def test_pipe_concurrent_write(bk):
     buf = bytearray(COUNT * len(INPUT))
     view = memoryview(buf)
     for i in range(0, len(buf), READ_SIZE):
-        assert r.readinto(view[i : i + READ_SIZE]) == READ_SIZE
+        assert r.readinto1(view[i : i + READ_SIZE]) == READ_SIZE
     for task in tasks:
         assert task.get() == len(INPUT)
     assert bytes(buf) == INPUT * COUNT
@@ -258,7 +258,7 @@ def sort_in_groups(data: bytes, size: int) -> list[bytes]:
 def test_pipe_concurrent_read(bk):
     """TestPipeConcurrent/Read: parallel reads each get a whole group."""
     r, w = bk.pipe()
-    readers = [bk.go(r.read, READ_SIZE) for _ in range(COUNT * len(INPUT) // READ_SIZE)]
+    readers = [bk.go(r.read1, READ_SIZE) for _ in range(COUNT * len(INPUT) // READ_SIZE)]
     for _ in range(COUNT):
         assert w.write(INPUT) == len(INPUT)
     got = b"".join(task.get() for task in readers)

@@ -102,7 +102,7 @@ def wait_reader_blocked(backend_name, r):
 def test_reader_interrupted_after_fill_keeps_bytes(backend_name, how):
     backend, r, w = make(backend_name)
     buf = bytearray(100)
-    call = (lambda: r.read(100)) if how == "read" else (lambda: r.readinto(buf))
+    call = (lambda: r.read1(100)) if how == "read" else (lambda: r.readinto1(buf))
     backend.armed = True
     get = spawn(backend_name, call)
     wait_reader_blocked(backend_name, r)
@@ -111,13 +111,13 @@ def test_reader_interrupted_after_fill_keeps_bytes(backend_name, how):
     with pytest.raises(Interrupt):
         get()
     # Nothing lost: the next read returns exactly those bytes, then the next write.
-    assert r.read(5) == b"hande"
-    assert r.read(100) == b"d over"
+    assert r.read1(5) == b"hande"
+    assert r.read1(100) == b"d over"
     get2 = spawn(backend_name, w.write, b"next")
-    assert r.read(100) == b"next"
+    assert r.read1(100) == b"next"
     assert get2() == 4
     w.close()
-    assert r.read(1) == b""
+    assert r.read1(1) == b""
     r.close()
 
 
@@ -125,29 +125,29 @@ def test_reader_interrupted_after_fill_keeps_bytes(backend_name, how):
 def test_pushback_survives_writer_close_but_not_reader_close(backend_name):
     backend, r, w = make(backend_name)
     backend.armed = True
-    get = spawn(backend_name, r.read, 100)
+    get = spawn(backend_name, r.read1, 100)
     wait_reader_blocked(backend_name, r)
     w.write(b"kept")
     with pytest.raises(Interrupt):
         get()
     w.close_with_error(RuntimeError("after"))
     assert r.read(0) == b""  # data is still pending: no error yet
-    assert r.readinto(bytearray(10)) == 4
+    assert r.readinto1(bytearray(10)) == 4
     with pytest.raises(RuntimeError, match="after"):
-        r.read(1)
+        r.read1(1)
     r.close()
 
 
 def test_killed_reader_consumes_nothing():
     r, w = gpipe.pipe(backend="gevent")
-    g = gevent.spawn(r.read, 10)
+    g = gevent.spawn(r.read1, 10)
     gevent.idle()
     assert r._pipe.waiting(True) == 1
     g.kill(block=True, timeout=10)
     assert g.dead
     assert r._pipe.waiting(True) == 0
     writer = gevent.spawn(w.write, b"payload")
-    assert r.read(10) == b"payload"
+    assert r.read1(10) == b"payload"
     assert writer.get(timeout=10) == 7
     r.close()
     w.close()
@@ -157,13 +157,13 @@ def test_killed_writer_reports_consumed():
     r, w = gpipe.pipe(backend="gevent")
     g = gevent.spawn(w.write, b"0123456789")
     gevent.idle()
-    assert r.read(4) == b"0123"
+    assert r.read1(4) == b"0123"
     g.kill(block=True, timeout=10)
     assert isinstance(g.value, gevent.GreenletExit)
     assert g.value.consumed == 4
     # The withdrawn rest is never read; the pipe stays usable.
     writer = gevent.spawn(w.write, b"fresh")
-    assert r.read(100) == b"fresh"
+    assert r.read1(100) == b"fresh"
     writer.get(timeout=10)
     r.close()
     w.close()
@@ -171,14 +171,14 @@ def test_killed_writer_reports_consumed():
 
 def test_gevent_timeout_on_write():
     r, w = gpipe.pipe(backend="gevent")
-    reader = gevent.spawn(r.read, 3)
+    reader = gevent.spawn(r.read1, 3)
     with pytest.raises(gevent.Timeout) as info:
         with gevent.Timeout(0.05):
             w.write(b"abcdef")
     assert info.value.consumed == 3
     assert reader.get(timeout=10) == b"abc"
     writer = gevent.spawn(w.write, b"ghi")
-    assert r.read(10) == b"ghi"
+    assert r.read1(10) == b"ghi"
     writer.get(timeout=10)
     r.close()
     w.close()
@@ -188,9 +188,9 @@ def test_gevent_timeout_on_read_then_reuse():
     r, w = gpipe.pipe(backend="gevent")
     with pytest.raises(gevent.Timeout):
         with gevent.Timeout(0.02):
-            r.read(10)
+            r.read1(10)
     writer = gevent.spawn(w.write, b"still works")
-    assert r.read(100) == b"still works"
+    assert r.read1(100) == b"still works"
     writer.get(timeout=10)
     r.close()
     w.close()
@@ -219,7 +219,7 @@ def test_streaming_pair_does_not_starve_other_greenlets():
     p = gevent.spawn(produce)
     n = 0
     buf = bytearray(1)
-    while r.readinto(buf):
+    while r.readinto1(buf):
         n += 1
     p.get(timeout=10)
     t.kill()
@@ -241,7 +241,7 @@ def test_timer_fires_during_a_stream():
         w.close()
 
     p = gevent.spawn(produce)
-    while r.read(1):
+    while r.read1(1):
         pass
     p.get(timeout=10)
     assert fired.is_set()

@@ -86,12 +86,12 @@ def gevent_workload(count: int) -> None:
         case = i % 8
         if case == 0:  # writer blocks, reader takes it in two reads, EOF
             g = gevent.spawn(w.write, b"x" * 100)
-            assert r.read(60) and r.read(60)
+            assert r.read1(60) and r.read1(60)
             g.join()
             w.close()
             assert r.read() == b""
         elif case == 1:  # reader blocks, writer fills it
-            g = gevent.spawn(r.read, 10)
+            g = gevent.spawn(r.read1, 10)
             gevent.sleep(0)
             w.write(b"y" * 10)
             assert g.get() == b"y" * 10
@@ -102,7 +102,7 @@ def gevent_workload(count: int) -> None:
         elif case == 3:  # timeouts
             r.settimeout(0)
             w.settimeout(0.0)
-            for call in (lambda r=r: r.read(1), lambda w=w: w.write(b"t")):
+            for call in (lambda r=r: r.read1(1), lambda w=w: w.write(b"t")):
                 try:
                     call()
                 except TimeoutError:
@@ -110,16 +110,16 @@ def gevent_workload(count: int) -> None:
         elif case == 4:  # gevent.Timeout on a blocked read
             try:
                 with gevent.Timeout(0):
-                    r.read(5)
+                    r.read1(5)
             except gevent.Timeout:
                 pass
         elif case == 5:  # close with an error while a read and a write wait
-            g = gevent.spawn(quietly, r.read, 5)
+            g = gevent.spawn(quietly, r.read1, 5)
             gevent.sleep(0)
             w.close_with_error(Killed("bye"))
             assert isinstance(g.get(), Killed)
         elif case == 6:  # ends dropped unclosed
-            g = gevent.spawn(quietly, r.read, 5)
+            g = gevent.spawn(quietly, r.read1, 5)
             gevent.sleep(0)
             del w
             assert isinstance(g.get(), gpipe.ClosedPipeError)
@@ -128,7 +128,7 @@ def gevent_workload(count: int) -> None:
         else:  # gated parallel writers, a reader closing on them
             gs = [gevent.spawn(quietly, w.write, b"q" * 3) for _ in range(3)]
             gevent.sleep(0)
-            r.read(3)
+            r.read1(3)
             r.close_with_error(Killed())
             gevent.joinall(gs)
         r.close()
@@ -166,12 +166,12 @@ def threading_workload(count: int) -> None:
             serve(lambda w=w: (w.write(b"x" * 100), w.close()))
             assert r.read() == b"x" * 100
         elif case == 1:  # the server reads, the main thread writes
-            serve(lambda r=r: r.read(1000))
+            serve(lambda r=r: r.read1(1000))
             w.write(b"y" * 10)
         elif case == 2:  # timeouts
             r.settimeout(0)
             w.settimeout(0)
-            for call in (lambda r=r: r.read(1), lambda w=w: w.write(b"t")):
+            for call in (lambda r=r: r.read1(1), lambda w=w: w.write(b"t")):
                 try:
                     call()
                 except TimeoutError:
@@ -179,7 +179,7 @@ def threading_workload(count: int) -> None:
         elif case == 3:  # the main thread's blocked read is closed with an error
             serve(lambda w=w: w.close_with_error(Killed()))
             try:
-                r.read(5)
+                r.read1(5)
             except Killed:
                 pass
         else:  # ends dropped unclosed
@@ -209,7 +209,7 @@ def spawn_workload(count: int) -> None:
             # The reader gives up: the producer's blocked write raises and
             # the producer ends quietly.
             r = gpipe.spawn_producer(produce)
-            assert r.read(50) == b"p" * 50
+            assert r.read1(50) == b"p" * 50
             r.close()
         else:
             # The writer aborts: the consumer's read raises, join re-raises.

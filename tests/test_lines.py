@@ -130,7 +130,7 @@ def test_reading_inside_the_loop_keeps_the_order(bk):
     out = []
     for line in r:
         out.append(line)
-        out.append(r.read(4))  # the next line, by another kind of read
+        out.append(r.read1(4))  # the next line, by another kind of read
     assert b"".join(out) == data
     task.get()
 

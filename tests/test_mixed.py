@@ -63,7 +63,7 @@ def test_close_from_greenlet_wakes_native_thread():
 
     def blocked_read() -> None:
         try:
-            r.read(10)
+            r.read1(10)
         except BaseException as exc:
             errors.append(exc)
 
@@ -92,7 +92,7 @@ def test_many_native_threads_and_greenlets(threads):
     total = 2 * threads * records * 64
     buf = bytearray()
     while len(buf) < total:
-        buf += r.read(64)
+        buf += r.read1(64)
     gevent.joinall(gs, timeout=30, raise_error=True)
     for t in ts:
         join_thread(t)

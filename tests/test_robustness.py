@@ -64,7 +64,7 @@ def test_a_collection_inside_a_call_that_closes_the_other_end_is_not_missed(bk, 
             gc.set_threshold(1)  # collect at the next allocations, inside the call
             try:
                 if blocked == "read":
-                    assert r.read(1) == b""  # EOF, not a timeout
+                    assert r.read1(1) == b""  # EOF, not a timeout
                 else:
                     with pytest.raises(gpipe.ClosedPipeError):
                         w.write(b"x")
@@ -136,9 +136,9 @@ def test_huge_finite_timeouts_wait_like_long_ones(bk, timeout):
     r.settimeout(timeout)
     w.settimeout(timeout)
     task = bk.go(w.write, b"later")
-    assert r.read(10) == b"later"
+    assert r.read1(10) == b"later"
     assert task.get() == 5
-    task = bk.go(r.read, 10)
+    task = bk.go(r.read1, 10)
     bk.wait_blocked(r)
     assert w.write(b"first") == 5
     assert task.get() == b"first"
@@ -208,11 +208,11 @@ def transfer(bk, injector: Injector, reading: str):
             while True:
                 try:
                     if reading == "read":
-                        data = r.read(7)
+                        data = r.read1(7)
                     elif reading == "readline":
                         data = r.readline()
                     else:
-                        data = bytes(buf[: r.readinto(buf)])
+                        data = bytes(buf[: r.readinto1(buf)])
                 except KeyboardInterrupt:
                     continue  # an interrupted read consumed nothing
                 if not data:
@@ -305,9 +305,9 @@ def test_a_reader_closed_by_a_finaliser_in_the_middle_of_a_copy(bk, how, n):
                 all_read_before_the_close()
                 if how == "readinto":
                     buf = bytearray(2)
-                    got.append(bytes(buf[: r.readinto(buf)]))
+                    got.append(bytes(buf[: r.readinto1(buf)]))
                 else:
-                    got.append(r.readline() if how == "readline" else r.read(2))
+                    got.append(r.readline() if how == "readline" else r.read1(2))
     finally:
         gc.set_threshold(*old)
     try:

@@ -103,9 +103,9 @@ def test_producer_error_reaches_reader(spawn):
         raise boom
 
     r = spawn_producer_checked(spawn, produce, b"head", then=fail)
-    assert r.read(100) == b"head"
+    assert r.read1(100) == b"head"
     with pytest.raises(ValueError, match="boom") as info:
-        r.read(100)
+        r.read1(100)
     assert info.value is boom
     r.close()
     spawn.ended()
@@ -124,7 +124,7 @@ def test_producer_stops_quietly_when_reader_closes(spawn):
             raise
 
     r = spawn_producer_checked(spawn, endless)
-    assert r.read(10) == b"x" * 10
+    assert r.read1(10) == b"x" * 10
     spawn.writer_blocked(r)
     r.close()
     spawn.ended()
@@ -340,7 +340,7 @@ def test_consumer_error_raised_by_with_block_and_writes(spawn):
     bad = ValueError("bad header")
 
     def strict(reader):
-        reader.read(1)
+        reader.read1(1)
         raise bad
 
     with (
@@ -398,7 +398,7 @@ def test_consumer_with_block_exception_not_masked(spawn):
 
 def test_consumer_returning_early_closes_reader(spawn):
     def first_byte(reader):
-        return reader.read(1)
+        return reader.read1(1)
 
     w = gpipe.spawn_consumer(first_byte)
     w.write(b"a")
@@ -502,7 +502,7 @@ def endless(writer):
     finally:
         stopped.set()
 reader = gpipe.spawn_producer(endless)
-reader.read(10)
+reader.read1(10)
 reader.close()
 assert stopped.wait(10)
 for thread in threading.enumerate():

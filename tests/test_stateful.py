@@ -511,10 +511,10 @@ class PipeMachine(RuleBasedStateMachine):
             consumed = pw.off + len(chunk)
         if into:
             buf = bytearray(n)
-            assert self.r.readinto(buf) == len(chunk)  # never blocks
+            assert self.r.readinto1(buf) == len(chunk)  # never blocks
             got = bytes(buf[: len(chunk)])
         else:
-            got = self.r.read(n)
+            got = self.r.read1(n)
         assert got == chunk
         self.ledger.read(got)
         self.pw = None
@@ -591,10 +591,10 @@ def timed_read(
 ) -> Any:
     def call() -> Any:
         if kind == "readinto":
-            return r.readinto(buf)
+            return r.readinto1(buf)
         if kind == "readall":
             return r.read(-1)
-        return r.read(n)
+        return r.read1(n)
 
     if gtimeout is None:
         return call()

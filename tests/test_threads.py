@@ -57,10 +57,10 @@ def test_many_threads(backend: str) -> None:
         while True:
             size = rng.randint(1, 8) * CELL
             if rng.random() < 0.5:
-                chunk = r.read(size)
+                chunk = r.read1(size)
             else:
                 buf = bytearray(size)
-                chunk = bytes(buf[: r.readinto(buf)])
+                chunk = bytes(buf[: r.readinto1(buf)])
             if not chunk:
                 return reads
             records.read(rid, chunk)
@@ -100,10 +100,10 @@ def test_gevent_waiter_after_first_thread(reading: bool, first: str) -> None:
     hold.acquire()
 
     def blocked_call() -> Any:
-        return r.read(100) if reading else w.write(data)
+        return r.read1(100) if reading else w.write(data)
 
     def serve() -> Any:
-        return w.write(data) if reading else r.read(100)
+        return w.write(data) if reading else r.read1(100)
 
     def thread_a() -> Any:
         try:

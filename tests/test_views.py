@@ -1,0 +1,222 @@
+"""A caller's buffer, argument or error misbehaving fails that caller's
+call alone: the call on the other side of the pipe goes on unaffected.
+
+* A memoryview its owner releases while a write or a ``readinto`` on it
+  is blocked (another greenlet or thread leaves the ``with memoryview()``
+  block that made it). ``memoryview.release()`` refuses only while the
+  view itself has exports; slices taken of it are not exports, so
+  whether the release succeeds depends on whether the pipe holds an
+  export of the view. Both outcomes are accepted: a release refused with
+  :exc:`BufferError` (the pipe keeps the buffer alive while it uses it),
+  or a release that succeeds and fails the call on that view, and that
+  call only, with an error that says the view was released.
+* ``readline(size)`` with a size beyond ``sys.maxsize``: no limit, as
+  :mod:`_pyio`'s ``BytesIO.readline`` has it (the C ``io`` classes raise
+  :exc:`OverflowError`), and never an error in the writer's call.
+* A close error whose class refuses attribute assignment: writers still
+  get that very error (the pipe cannot tell them ``consumed`` on it).
+
+Only the public API is used, so that these tests hold for any core.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import gevent
+import pytest
+
+from .conftest import Harness
+
+# Short enough that a wedged call fails the test quickly, long enough
+# that no passing call comes near it.
+TIMEOUT = 5.0
+QUICK = 2.0  # how long a call that must not wait for its timeout may take
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def read1(reader: Any, n: int) -> bytes:
+    """At most one write's bytes (``read1``; ``read`` where there is none)."""
+    return bytes(getattr(reader, "read1", reader.read)(n))
+
+
+def waiting(end: Any) -> int | None:
+    """How many calls block on *end*'s side, as its ``repr`` says."""
+    found = re.search(r"waiting=(\d+)", repr(end))
+    return int(found.group(1)) if found else None
+
+
+def wait_blocked(bk: Harness, end: Any) -> None:
+    """Wait until a call blocks on *end*; fail after TIMEOUT seconds."""
+    sleep = gevent.sleep if bk.name == "gevent" else time.sleep
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        count = waiting(end)
+        if count is None:  # a repr without the count: give the call time
+            sleep(0.05)
+            return
+        if count:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"no call blocked on {end!r}")
+        sleep(0.001)
+
+
+def ends(bk: Harness) -> tuple[Any, Any]:
+    r, w = bk.pipe()
+    r.settimeout(TIMEOUT)
+    w.settimeout(TIMEOUT)
+    return r, w
+
+
+def released_error(exc: BaseException) -> bool:
+    """A clear error for a call whose buffer was released under it."""
+    return isinstance(exc, (ValueError, BufferError)) and "released" in str(exc)
+
+
+def outcome(task: Any) -> Any:
+    """The task's result, or the exception it raised (returned, not raised)."""
+    try:
+        return task.get(QUICK)
+    except BaseException as exc:
+        return exc
+
+
+# -- a memoryview released while a call on it waits --------------------------------------------
+
+
+def test_a_write_view_released_while_blocked_fails_that_write_only(bk):
+    r, w = ends(bk)
+    released = True
+    started = time.monotonic()
+    try:
+        with memoryview(bytearray(b"withdrawn")) as view:
+            task = bk.go(w.write, view)
+            wait_blocked(bk, w)
+    except BufferError:
+        released = False  # the pipe holds an export: the buffer stays valid
+    if not released:
+        assert read1(r, 100) == b"withdrawn"
+        assert task.get() == len(b"withdrawn")
+        return
+    # The reader arrives at a write whose buffer is gone: that write fails,
+    # at once (not at its timeout), and the read waits for the next write.
+    reading = bk.go(read1, r, 100)
+    result = outcome(task)
+    assert isinstance(result, BaseException), f"the write returned {result!r}"
+    assert released_error(result), f"the write raised {result!r}"
+    assert time.monotonic() - started < TIMEOUT, "the write waited for its timeout"
+    assert w.write(b"next") == 4
+    got = outcome(reading)
+    assert got == b"next", f"the reader got {got!r}"
+
+
+def test_a_readinto_target_released_while_blocked_fails_that_read_only(bk):
+    r, w = ends(bk)
+    released = True
+    try:
+        with memoryview(bytearray(16)) as view:
+            task = bk.go(r.readinto, view)
+            wait_blocked(bk, r)
+    except BufferError:
+        released = False
+    if not released:
+        assert w.write(b"kept") == 4
+        assert task.get() == 4
+        return
+    # The writer arrives at a read whose buffer is gone: that read fails,
+    # and the write goes to the next read, whole.
+    writing = bk.go(w.write, b"for the next read")
+    result = outcome(task)
+    assert isinstance(result, BaseException), f"the read returned {result!r}"
+    assert released_error(result), f"the read raised {result!r}"
+    assert read1(r, 100) == b"for the next read"
+    assert outcome(writing) == len(b"for the next read")
+
+
+def test_a_view_released_before_the_call_is_refused_at_once(bk):
+    r, w = ends(bk)
+    view = memoryview(bytearray(b"gone"))
+    view.release()
+    with pytest.raises(ValueError, match="released"):
+        w.write(view)
+    with pytest.raises(ValueError, match="released"):
+        r.readinto(view)
+    # Nothing was left behind: a transfer still works.
+    task = bk.go(w.write, b"ok")
+    assert read1(r, 10) == b"ok"
+    assert task.get() == 2
+
+
+# -- readline() with a size beyond sys.maxsize -------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [2**63, 2**70, 10**100])
+def test_readline_beyond_maxsize_has_no_limit(bk, size):
+    r, w = ends(bk)
+    # A line spanning writes takes the slow path, a whole one the fast path.
+    task = bk.go(lambda: (w.write(b"first"), w.write(b" line\nsecond line\n")))
+    assert r.readline(size) == b"first line\n"
+    assert r.readline(size) == b"second line\n"
+    assert task.get() == (5, 18)
+
+
+def test_readline_beyond_maxsize_never_fails_the_writer(bk):
+    r, w = ends(bk)
+    reading = bk.go(r.readline, 2**70)
+    wait_blocked(bk, r)
+    try:
+        # The reader waits first: the writer serves its request.
+        assert w.write(b"ab\ncd") == 5
+    except OverflowError as exc:
+        pytest.fail(f"the reader's size failed the writer: {exc!r}")
+    assert outcome(reading) == b"ab\n"
+
+
+# -- a close error that refuses attributes ------------------------------------------------------
+
+
+class Stubborn(Exception):
+    """An error whose instances refuse every attribute assignment."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise RuntimeError(f"{type(self).__name__} takes no attribute {name!r}")
+
+
+def test_a_stubborn_close_error_reaches_a_later_write(bk):
+    r, w = ends(bk)
+    error = Stubborn("reader gave up")
+    r.close_with_error(error)
+    with pytest.raises(Stubborn) as info:
+        w.write(b"x")
+    assert info.value is error
+    with pytest.raises(Stubborn):
+        w.write(b"again")
+
+
+def test_a_stubborn_close_error_reaches_a_blocked_write(bk):
+    r, w = ends(bk)
+    error = Stubborn("reader gave up")
+    task = bk.go(w.write, b"blocked")
+    wait_blocked(bk, w)
+    r.close_with_error(error)
+    with pytest.raises(Stubborn) as info:
+        task.get()
+    assert info.value is error
+
+
+def test_a_stubborn_close_error_reaches_a_partly_read_write(bk):
+    """Readers took part of the write, then failed: the write returns the
+    part (a short write), and the next write raises the error."""
+    r, w = ends(bk)
+    error = Stubborn("reader gave up")
+    task = bk.go(w.write, b"0123456789")
+    wait_blocked(bk, w)
+    assert read1(r, 4) == b"0123"
+    r.close_with_error(error)
+    assert task.get() == 4
+    with pytest.raises(Stubborn):
+        w.write(b"more")

@@ -333,6 +333,7 @@ def nothing_reported() -> Iterator[None]:
     assert not [(u.exc_type, u.exc_value, u.object) for u in reported]
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "end,args,kwargs,exc",
     MAKEFILE_REJECTED,

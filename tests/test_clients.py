@@ -18,6 +18,7 @@ All of it is in the ``integration`` env (``pytest -m integration``).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -41,7 +42,10 @@ import gpipe
 
 httpx = pytest.importorskip("httpx", reason="the integration env installs httpx")
 boto3 = pytest.importorskip("boto3", reason="the integration env installs boto3")
-pytest.importorskip("moto.server", reason="the integration env installs moto[server]")
+# Not imported here: moto hooks into botocore as it is imported. Its
+# server runs in a process of its own.
+if importlib.util.find_spec("moto") is None:
+    pytest.skip("the integration env installs moto[server]", allow_module_level=True)
 
 from botocore.config import Config  # noqa: E402 -- after the skip
 from botocore.exceptions import ClientError  # noqa: E402

@@ -58,11 +58,13 @@ class _Rules:
     def __del__(self) -> None:
         # Instead of IOBase's finaliser, which flushes and closes cleanly.
         try:
-            raw = _raw(self)
-        except (AttributeError, ValueError):  # never initialised, or detached
+            closed = self.closed  # type: ignore[attr-defined]
+        except (AttributeError, ValueError):
+            # Never initialised (its __init__ raised), or detached: this
+            # file does not own the end, whose owner still has it.
             return
-        if not raw.closed:
-            raw._abandoned(self)
+        if not closed:
+            _raw(self)._abandoned(self)
 
     def __repr__(self) -> str:
         try:
@@ -184,14 +186,22 @@ def open_end(
         if not binary:
             raise ValueError("unbuffered streams must be binary")
         return end
+    # A file whose __init__ raises (a huge buffer, a bad encoding) is
+    # never initialised, and its finaliser leaves the end alone.
     buffer = (_BufferedPipeReader if reading else _BufferedPipeWriter)(end, buffering)
     if binary:
         return buffer
-    text = (_TextPipeReader if reading else _TextPipeWriter)(
-        buffer,
-        encoding="utf-8" if encoding is None else encoding,
-        errors=errors,
-        newline=newline,
-        line_buffering=line_buffering,
-    )
-    return text
+    try:
+        return (_TextPipeReader if reading else _TextPipeWriter)(
+            buffer,
+            encoding="utf-8" if encoding is None else encoding,
+            errors=errors,
+            newline=newline,
+            line_buffering=line_buffering,
+        )
+    except BaseException:
+        # The buffer is whole: detached, it neither closes the end nor
+        # warns when collected. Nothing was written to it, so its detach
+        # flushes nothing and never blocks.
+        buffer.detach()
+        raise

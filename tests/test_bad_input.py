@@ -8,10 +8,14 @@ and this file agree.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
 import re
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -283,6 +287,83 @@ def test_bad_read_size_beside_a_pending_write(bk: Any) -> None:
             r.read1(size)
     assert r.read1(100) == b"abcdef"
     assert task.get() == 6
+
+
+# makefile() arguments that the io classes reject after gpipe's own checks
+# passed: (end, args, kwargs, exception). The messages are CPython's own.
+MAKEFILE_REJECTED = [
+    ("r", ("r",), {"newline": "x"}, ValueError),
+    ("w", ("w",), {"newline": "x"}, ValueError),
+    ("r", ("r",), {"newline": 5}, TypeError),
+    ("r", ("r",), {"encoding": "bogus"}, LookupError),
+    ("w", ("w",), {"encoding": "bogus"}, LookupError),
+    ("r", ("r",), {"encoding": "rot13"}, LookupError),  # not a text encoding
+    ("r", ("r",), {"encoding": 5}, TypeError),
+    ("w", ("w",), {"errors": 5}, TypeError),
+    ("r", ("rb", 2**62), {}, MemoryError),
+    ("w", ("wb", 2**62), {}, MemoryError),
+    ("r", ("r", 2**62), {}, MemoryError),
+    ("w", ("w", 2**62), {}, MemoryError),
+    ("r", ("rb", 2**64), {}, OverflowError),
+    # Rejected by gpipe before any file is built.
+    ("r", ("w",), {}, ValueError),
+    ("w", ("wb",), {"encoding": "utf-8"}, ValueError),
+    ("r", ("r", 0), {}, ValueError),
+    ("w", ("wb", 1.5), {}, TypeError),
+]
+
+
+@contextlib.contextmanager
+def nothing_reported() -> Iterator[None]:
+    """Fail if the block emits a warning or an "Exception ignored" report.
+
+    Warnings are errors inside; a finaliser's warning or error reaches
+    sys.unraisablehook, which records it here instead of printing it.
+    """
+    reported: list[Any] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            yield
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert not [(u.exc_type, u.exc_value, u.object) for u in reported]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "end,args,kwargs,exc",
+    MAKEFILE_REJECTED,
+    ids=[f"{e}.makefile{a!r}{k or ''}" for e, a, k, _ in MAKEFILE_REJECTED],
+)
+def test_rejected_makefile_leaves_the_end_open(
+    bk: Any, end: str, args: tuple[Any, ...], kwargs: dict[str, Any], exc: type
+) -> None:
+    """As socket.makefile: a makefile() that raises takes nothing from the end.
+
+    The half-built file is collected at once (the exception's traceback
+    is dropped in the block): it neither closes the end nor warns.
+    """
+    r, w = bk.pipe()
+    with nothing_reported():
+        try:
+            (r if end == "r" else w).makefile(*args, **kwargs)
+        except exc:
+            pass
+        else:
+            pytest.fail(f"makefile{args!r} {kwargs} did not raise {exc.__name__}")
+    assert not r.closed and not w.closed
+    transfer(bk, r, w)
+    # The end still makes files, which still carry the pipe's data.
+    with nothing_reported():
+        rf, wf = r.makefile("rb"), w.makefile("w")
+        task = bk.go(lambda: wf.write("still usable") and wf.close())
+        assert rf.read() == b"still usable"
+        task.get()
+        rf.close()
 
 
 DOC = os.path.join(

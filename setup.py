@@ -32,6 +32,8 @@ setup(
             # tests/test_interop.py: real HTTP clients sending a reader as a body.
             "requests>=2.28",
             "urllib3>=1.26",
+            # tests/test_readme.py: the README's code blocks, as written.
+            "pytest-codeblocks>=0.17",
         ],
         "plot": ["matplotlib"],
     },

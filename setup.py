@@ -20,6 +20,14 @@ setup(
     long_description=read("README.md"),
     long_description_content_type="text/markdown",
     license="MIT",
+    url="https://github.com/gpipe/gpipe",
+    project_urls={
+        "Documentation": "https://github.com/gpipe/gpipe/tree/main/docs",
+        "Source": "https://github.com/gpipe/gpipe",
+        "Changelog": "https://github.com/gpipe/gpipe/blob/main/docs/changelog.rst",
+        # Bug reports: a new issue there, with the output of python -m gpipe --version.
+        "Bug Tracker": "https://github.com/gpipe/gpipe/issues",
+    },
     packages=find_packages(include=["gpipe", "gpipe.*"]),
     package_data={"gpipe": ["py.typed"]},
     python_requires=">=3.10",
@@ -32,6 +40,8 @@ setup(
             # tests/test_interop.py: real HTTP clients sending a reader as a body.
             "requests>=2.28",
             "urllib3>=1.26",
+            # tests/test_readme.py: the README's code blocks, as written.
+            "pytest-codeblocks>=0.17",
         ],
         "plot": ["matplotlib"],
     },

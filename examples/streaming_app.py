@@ -24,6 +24,14 @@ API). The routes:
     every H seconds meanwhile;
 ``GET /stats``
     the producers and consumers running now.
+
+It serves every request, HTTP/1.0 included, under every server: it
+cannot see the framing its client gets (wsgiref answers HTTP/1.1
+requests in HTTP/1.0 style; a proxy may downgrade). Where a response is
+ended by the connection's close, a failed download ends like a whole
+one, so each streamed body carries its own end: the download's gzip
+trailer and last member, ``SHA256SUMS``; the last line of ``/wait``.
+A client should check them. See the documentation's "Framing" page.
 """
 
 from gpipe._serve import app, application

@@ -3,10 +3,12 @@
 Each request runs in its own thread; gpipe picks its threading backend,
 so the producer and the consumer are daemon threads too.
 
-wsgiref answers in HTTP/1.0 style, without chunked encoding: a download's
-end is the connection's close, so a client cannot tell a failed download
-from a whole one by the HTTP framing alone (the tar.gz's own trailer
-still tells). gevent.pywsgi and gunicorn abort a chunked response instead.
+wsgiref answers in HTTP/1.0 style, without chunked encoding, whatever the
+request's version: a download's end is the connection's close, so a
+failed download ends like a whole one (curl exits 0) and only the tar.gz's
+own end tells (its gzip trailer, its SHA256SUMS member). It reads no
+chunked request bodies either: a chunked upload gets 411 Length Required.
+gevent.pywsgi and gunicorn abort a chunked response instead (curl exits 18).
 
     python examples/threaded_server.py --port 8000
     curl -s 'http://127.0.0.1:8000/download?size=10000000' | tar tz

@@ -142,12 +142,7 @@ def run(args: argparse.Namespace) -> int:
     chunk = args.chunk * KiB
     total = None if args.size is None else args.size * MiB
     if total is not None and total < chunk:
-        print(
-            f"python -m gpipe demo: error: --size ({args.size} MiB) is smaller than"
-            f" one chunk (--chunk {args.chunk} KiB)",
-            file=sys.stderr,
-        )
-        return 2
+        args.fail(f"--size ({args.size} MiB) is smaller than one chunk (--chunk {args.chunk} KiB)")
     if total is not None:
         total -= total % chunk
         what = f"{total / MiB:g} MiB"

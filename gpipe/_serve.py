@@ -435,10 +435,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         listener = _listen(args.host, args.port)
     except OSError as exc:  # a busy port, an unknown host, no permission...
-        where = f"{args.host} port {args.port}"
         reason = exc.strerror or str(exc)
-        print(f"python -m gpipe serve: error: cannot listen on {where}: {reason}", file=sys.stderr)
-        return 2
+        args.fail(f"cannot listen on {args.host} port {args.port}: {reason}")
     server = WSGIServer(listener, app)
     server.start()
     host, port = server.address[:2]

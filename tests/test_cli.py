@@ -37,13 +37,15 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], message: str) 
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert re.search(message, proc.stderr), proc.stderr
+    # One wording for every error of every command.
+    assert re.fullmatch(r"python -m gpipe( \w+)?: error: .+ \(see --help\)\n", proc.stderr)
 
 
 @pytest.mark.timeout(TIMEOUT)
 def test_help_is_for_users():
     proc = gpipe("--help")
     assert proc.returncode == 0
-    assert proc.stdout.startswith("usage: python -m gpipe [-h] COMMAND ...\n")
+    assert proc.stdout.startswith("usage: python -m gpipe [-h] [--version] COMMAND ...\n")
     assert "Go's io.Pipe for gevent" in proc.stdout
     for command in ("demo", "serve", "bench"):
         assert re.search(rf"^    {command} +\S", proc.stdout, re.M), command
@@ -86,10 +88,58 @@ def test_command_help(command, words):
         (["serve", "--port", "abc"], r"^python -m gpipe serve: error: argument --port: not a port"),
         (["serve", "--port", "99999"], r"argument --port: must be between 0 and 65535, not 99999"),
         (["serve", "--bogus"], r"^python -m gpipe serve: error: unrecognized arguments: --bogus"),
+        (["bench", "--rounds", "0"], r"^python -m gpipe bench: error: --rounds must be at least 1"),
+        (["bench", "--target", "99"], r"^python -m gpipe bench: error: --target must be between"),
+        (["bench", "--json", "/proc/x/r.json"], r"^python -m gpipe bench: error: cannot create"),
+        (["bench", "--rst", "/"], r"^python -m gpipe bench: error: cannot write /"),
+        (["bench", "--nope"], r"^python -m gpipe bench: error: unrecognized arguments: --nope"),
+        (["demo", "--version"], r"^python -m gpipe demo: error: unrecognized arguments: --version"),
     ],
 )
 def test_bad_arguments(args, message):
     assert_one_line_error(gpipe(*args), message)
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_version():
+    """The versions and the build, without running a command."""
+    proc = gpipe("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    code = (
+        "import gevent, gpipe, platform;"
+        "build = 'compiled' if getattr(gpipe, 'COMPILED', False) else 'pure Python';"
+        "print(f'gpipe {gpipe.__version__} ({build}), gevent {gevent.__version__},"
+        " {platform.python_implementation()} {platform.python_version()}')"
+    )
+    expected = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=TIMEOUT
+    ).stdout
+    assert proc.stdout == expected
+    assert re.fullmatch(r"gpipe \S+ \((compiled|pure Python)\), gevent \S+, \w+ \S+\n", expected)
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_bench_plot_needs_matplotlib(tmp_path):
+    """Without matplotlib, --plot fails at once, before the benchmark runs."""
+    # A matplotlib that cannot be imported, first on the path.
+    (tmp_path / "matplotlib").mkdir()
+    (tmp_path / "matplotlib" / "__init__.py").write_text("raise ImportError('not here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", "-m", "gpipe", "bench", "--quick", "--plot", "p.png"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert_one_line_error(
+        proc, r"^python -m gpipe bench: error: --plot needs matplotlib, which is not installed"
+    )
+    assert proc.stdout == ""
+    assert not (tmp_path / "p.png").exists()
 
 
 @pytest.mark.timeout(TIMEOUT)
@@ -102,7 +152,7 @@ def test_serve_busy_port():
     assert_one_line_error(
         proc,
         rf"^python -m gpipe serve: error: cannot listen on 127.0.0.1 port {port}:"
-        r" Address already in use$",
+        r" Address already in use \(see --help\)$",
     )
 
 

@@ -105,32 +105,32 @@ def _meta(args: argparse.Namespace, n_rounds: int, target: float, seed: int) -> 
     }
 
 
-def _fail(message: str) -> int:
-    print(f"python -m gpipe bench: error: {message}", file=sys.stderr)
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; 0, or 1 when ``--check`` finds a goal missed."""
     import gevent.monkey
 
     if gevent.monkey.is_module_patched("threading"):
-        return _fail("threading is monkey-patched; run the benchmark in a fresh process")
+        args.fail("threading is monkey-patched; run the benchmark in a fresh process")
     n_rounds = args.rounds if args.rounds is not None else (2 if args.quick else 9)
     target = args.target if args.target is not None else (0.003 if args.quick else 0.2)
     if n_rounds < 1:
-        return _fail(f"--rounds must be at least 1, not {n_rounds}")
+        args.fail(f"--rounds must be at least 1, not {n_rounds}")
     if not 0 < target <= 60:
-        return _fail(f"--target must be between 0 and 60 seconds, not {target}")
+        args.fail(f"--target must be between 0 and 60 seconds, not {target}")
     outputs = [*args.json, *args.plot, *([args.rst] if args.rst else [])]
     for path in outputs:
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
-            return _fail(f"cannot create the folder of {path}: {exc.strerror or exc}")
+            args.fail(f"cannot create the folder of {path}: {exc.strerror or exc}")
         if os.path.isdir(path) or not os.access(folder, os.W_OK):
-            return _fail(f"cannot write {path}")
+            args.fail(f"cannot write {path}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401 -- only whether it is there
+        except ImportError:
+            args.fail("--plot needs matplotlib, which is not installed: pip install matplotlib")
 
     out = sys.stdout
     if args.quick:
@@ -196,13 +196,6 @@ def run(args: argparse.Namespace) -> int:
     for path in args.plot:
         from .plot import plot_results
 
-        try:
-            plot_results(results, path)
-        except ImportError:
-            out.write(
-                "plot skipped: matplotlib is not installed"
-                f" (pip install matplotlib); not written: {path}\n"
-            )
-        else:
-            out.write(f"wrote {path}\n")
+        plot_results(results, path)
+        out.write(f"wrote {path}\n")
     return status

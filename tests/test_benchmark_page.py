@@ -1,0 +1,103 @@
+"""The performance page's figures: the table and the plot of one run.
+
+``tox -e bench`` writes ``docs/_static/benchmark.json``, the table
+``docs/benchmark_table.rst`` and the plot ``docs/_static/benchmark.png``
+from the same run; ``benchmarks/plot.py`` may draw the plot again from
+the JSON. These tests hold the three together, and the plot to the page.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpipe._bench import report
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+RESULTS = DOCS / "_static" / "benchmark.json"
+TABLE = DOCS / "benchmark_table.rst"
+PLOT = DOCS / "_static" / "benchmark.png"
+
+
+def png_info(path: Path) -> tuple[tuple[int, int], dict[str, str]]:
+    """A PNG's size in pixels and its text chunks."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, size, text = 8, (0, 0), {}
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            size = struct.unpack(">II", body[:8])
+        elif kind == b"tEXt":
+            key, _, value = body.partition(b"\0")
+            text[key.decode("latin-1")] = value.decode("latin-1")
+        elif kind == b"zTXt":
+            key, _, value = body.partition(b"\0")
+            text[key.decode("latin-1")] = zlib.decompress(value[1:]).decode("latin-1")
+        pos += 12 + length
+    return size, text
+
+
+def results() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(RESULTS.read_text())
+    return loaded
+
+
+def test_table_is_the_json_run():
+    """The table is what --rst writes from the page's JSON, to the figure."""
+    assert report.format_rst(results()) == TABLE.read_text()
+
+
+def test_plot_is_the_json_run():
+    """The plot names the run it was drawn from: its command, date and seed."""
+    meta = results()["meta"]
+    _, text = png_info(PLOT)
+    assert text.get("Source") == f"{meta['command']}, {meta['date']}, seed {meta['seed']}"
+
+
+def test_plot_fits_the_page():
+    """Drawn for the page's text column (about 660 px) at twice its density."""
+    from gpipe._bench.plot import DPI, WIDTH
+
+    (width, height), _ = png_info(PLOT)
+    assert width == round(WIDTH * DPI) == 1320
+    assert height > width
+
+
+@pytest.mark.timeout(120)
+def test_readinto_and_read_lines_differ(tmp_path):
+    """gpipe's readinto and read(n) lines differ in line style and marker."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from gpipe._bench import plot
+
+    drawn: list[Any] = []
+    saved = Figure.savefig
+
+    def keep(fig: Any, *args: Any, **kwargs: Any) -> None:
+        drawn.append(fig)
+        saved(fig, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", keep)
+        plot.plot_results(results(), str(tmp_path / "p.png"))
+    (fig,) = drawn
+    top = fig.axes[0]
+    lines = {line.get_label(): line for line in top.get_lines()}
+    for backend in ("gevent", "threading"):
+        readinto = lines[f"gpipe {backend} readinto"]
+        read = lines[f"gpipe {backend} read(n)"]
+        assert readinto.get_linestyle() != read.get_linestyle()
+        assert readinto.get_marker() != read.get_marker()
+    # One legend for the figure, every kind in it.
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == len(lines) == 9
+    assert png_info(tmp_path / "p.png")[0][0] == 1320

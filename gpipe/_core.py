@@ -105,7 +105,7 @@ def _consumed(exc: BaseException, count: int) -> None:
     """Tell the caller of an interrupted write how much of it was read."""
     try:
         exc.consumed = count  # type: ignore[attr-defined]
-    except Exception:  # no __dict__, or a __setattr__ that refuses
+    except Exception:  # noqa: BLE001 -- no __dict__, or a __setattr__ that refuses
         pass
 
 
@@ -336,7 +336,7 @@ class Pipe:
         while not self._mutex._is_owned():
             try:
                 self._mutex.acquire()
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 -- raised below
                 interrupt = exc
         if interrupt is not None:
             raise interrupt

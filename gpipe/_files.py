@@ -30,7 +30,7 @@ def not_the_end(exc: BaseException) -> RuntimeError:
 def _raw(f: Any) -> Any:
     """The pipe end under the file *f*."""
     buffer = getattr(f, "buffer", f)  # a TextIOWrapper's, or f itself
-    return buffer.raw
+    return getattr(buffer, "raw", buffer)  # a reader is its text file's buffer
 
 
 class _Rules:
@@ -131,10 +131,6 @@ class _WriterRules(_Rules):
         super().close()  # type: ignore[misc]
 
 
-class _BufferedPipeReader(_ReaderRules, io.BufferedReader):
-    __slots__ = ()
-
-
 class _TextPipeReader(_ReaderRules, io.TextIOWrapper):
     __slots__ = ()
     mode = "r"  # as socket.makefile's text files
@@ -182,15 +178,22 @@ def open_end(
     line_buffering = not binary and buffering == 1
     if buffering < 0 or line_buffering:
         buffering = FILE_BUFFER
-    if buffering == 0:
-        if not binary:
-            raise ValueError("unbuffered streams must be binary")
+    if buffering == 0 and not binary:
+        raise ValueError("unbuffered streams must be binary")
+    if reading:
+        # The reader is a binary file already, whose read1() hands on each
+        # write as it comes: a buffer over it would only wait to fill up.
+        if binary:
+            return end
+        buffer = end
+    elif buffering == 0:
         return end
-    # A file whose __init__ raises (a huge buffer, a bad encoding) is
-    # never initialised, and its finaliser leaves the end alone.
-    buffer = (_BufferedPipeReader if reading else _BufferedPipeWriter)(end, buffering)
-    if binary:
-        return buffer
+    else:
+        # A file whose __init__ raises (a huge buffer) is never
+        # initialised, and its finaliser leaves the end alone.
+        buffer = _BufferedPipeWriter(end, buffering)
+        if binary:
+            return buffer
     try:
         return (_TextPipeReader if reading else _TextPipeWriter)(
             buffer,
@@ -200,8 +203,9 @@ def open_end(
             line_buffering=line_buffering,
         )
     except BaseException:
-        # The buffer is whole: detached, it neither closes the end nor
-        # warns when collected. Nothing was written to it, so its detach
-        # flushes nothing and never blocks.
-        buffer.detach()
+        if buffer is not end:
+            # The buffer is whole: detached, it neither closes the end nor
+            # warns when collected. Nothing was written to it, so its
+            # detach flushes nothing and never blocks.
+            buffer.detach()
         raise

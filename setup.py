@@ -1,6 +1,8 @@
 import os
+import sys
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 here = os.path.dirname(os.path.abspath(__file__))
 
@@ -12,6 +14,57 @@ def read(*parts):
 
 version = {}
 exec(read("gpipe", "_version.py"), version)
+
+
+def extensions():
+    """The compiled build of gpipe/_core.py, as gevent compiles its own
+    primitives: the same .py, typed by gpipe/_gpipe_c_core.pxd.
+
+    None without Cython (an install with no build isolation) or with
+    PURE_PYTHON set: then gpipe runs its pure-Python build.
+    """
+    if os.environ.get("PURE_PYTHON"):
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        return []
+    core = Extension(
+        "gpipe._gpipe_c_core",
+        sources=["gpipe/_core.py"],
+        depends=["gpipe/_gpipe_c_core.pxd"],
+    )
+    return cythonize(
+        [core],
+        # The C source apart for each interpreter: builds for several
+        # interpreters may run at once in one checkout.
+        build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",
+        language_level="3str",
+        compiler_directives={"binding": True, "embedsignature": True, "annotation_typing": False},
+        quiet=True,
+    )
+
+
+class OptionalBuildExt(build_ext):
+    """Build the extension if this machine can; install pure Python if not."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no Python headers
+            self.fail(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self.fail(exc)
+
+    def fail(self, exc):
+        print(
+            f"gpipe: the compiled build failed ({exc}); installing the pure-Python build",
+            file=sys.stderr,
+        )
 
 setup(
     name="gevent-gpipe",
@@ -29,6 +82,8 @@ setup(
         "Bug Tracker": "https://github.com/gpipe/gpipe/issues",
     },
     packages=find_packages(include=["gpipe", "gpipe.*"]),
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt},
     package_data={"gpipe": ["py.typed"]},
     python_requires=">=3.10",
     install_requires=["gevent>=26.8.0", "zope.interface>=5.0"],

@@ -757,6 +757,30 @@ class ReaderMethods:
             self = view = None  # type: ignore[assignment]
 
     def read(self, size: Any = -1) -> bytes:
+        """Read *size* bytes, waiting across writes, unless EOF comes first.
+
+        ``size=-1`` (or ``None``) reads until EOF, as :meth:`readall`.
+        ``read(0)`` returns ``b""`` at once, after the same checks as
+        any read. For the bytes of one write as soon as it comes (Go's
+        ``Read``), use :meth:`read1`.
+
+        :return: *size* bytes; fewer only at EOF; ``b""`` at EOF, which
+            means the writer closed the pipe cleanly, and nothing else.
+        :raises ValueError: this reader was closed (as for a closed file).
+        :raises WriterAbortedError: the writer broke off: it was
+            interrupted (a kill, :class:`gevent.Timeout`,
+            :exc:`KeyboardInterrupt`: the ``__cause__``) or collected
+            unclosed.
+        :raises TimeoutError: the :meth:`settimeout` timeout expired.
+        :raises BaseException: the very error the writer passed to
+            :meth:`PipeWriter.close_with_error`.
+        :raises TypeError: *size* is not an integer or ``None``.
+
+        An interrupted read (timeout, kill, error) consumes nothing: the
+        bytes it had taken are read again by the next read. Bytes
+        written before a close with an error are read first; a read
+        that needs more than they hold raises the error.
+        """
         size = _size(size, "read")
         if size == -1:
             return self.readall()
@@ -766,6 +790,16 @@ class ReaderMethods:
         return self._read(None, size, size, False)  # type: ignore[no-any-return]
 
     def read1(self, size: Any = -1) -> bytes:
+        """Read up to *size* bytes of at most one write, as soon as one is
+        there: Go's ``Read``.
+
+        ``size=-1`` (or ``None``) takes the rest of the current write,
+        however long. Lines and text wrappers read through it, so each
+        line is handed on as soon as the write holding it arrives.
+
+        :return: non-empty bytes, or ``b""`` at EOF.
+        :raises: as :meth:`read`.
+        """
         size = _size(size, "read1")
         if size == 0:
             self._pipe.check_read()
@@ -775,12 +809,33 @@ class ReaderMethods:
         return self._read(None, size, 1, False)  # type: ignore[no-any-return]
 
     def readall(self) -> bytes:
+        """Read until EOF and return everything read.
+
+        :raises: as :meth:`read`; an interrupted ``readall`` consumes
+            nothing.
+        """
         return self._read(None, _NO_LIMIT, _NO_LIMIT, False)  # type: ignore[no-any-return]
 
     def readinto(self, buffer: Any) -> int:
+        """Fill the writable bytes-like *buffer*, waiting across writes,
+        unless EOF comes first: Go's ``io.ReadFull``.
+
+        :return: ``len(buffer)`` in bytes; fewer only at EOF; ``0`` at
+            EOF (and for an empty buffer of any shape, after the same
+            checks as any read).
+        :raises TypeError: *buffer* is not a writable, C-contiguous
+            bytes-like object.
+        :raises: otherwise as :meth:`read`.
+        """
         return self._readinto(buffer, False, "readinto")
 
     def readinto1(self, buffer: Any) -> int:
+        """Read into *buffer* the bytes of at most one write, as soon as
+        one is there: Go's ``Read``, and the fastest way to read.
+
+        :return: the number of bytes read; ``0`` at EOF.
+        :raises: as :meth:`readinto`.
+        """
         return self._readinto(buffer, True, "readinto1")
 
     def _readinto(self, buffer: Any, one: bool, name: str) -> int:
@@ -813,6 +868,19 @@ class ReaderMethods:
             self = buffer = view = None  # type: ignore[assignment]
 
     def readline(self, size: Any = -1) -> bytes:
+        """Read up to and including the next ``b"\\n"``, at most *size* bytes.
+
+        A line that spans several writes is read across them; at EOF the
+        rest is returned without a newline, and then ``b""``. No other
+        read is interleaved with a line. ``size`` ``-1``, ``None``, any
+        negative number or one beyond :data:`sys.maxsize` means no limit,
+        as for :class:`io.BytesIO`; ``readline(0)`` returns ``b""`` after
+        the same checks as any read.
+
+        :raises TypeError: *size* is not an integer or ``None``.
+        :raises: as :meth:`read`; an interrupted ``readline`` consumes
+            nothing, even of a line that spans writes.
+        """
         if size is None or size == -1:
             size = _NO_LIMIT
         else:
@@ -838,6 +906,25 @@ class WriterMethods:
     _timeout: Optional[float]
 
     def write(self, data: Any) -> int:
+        """Write all of the bytes-like *data*; block until readers took it.
+
+        ``write(b"")`` returns ``0`` at once, after the same checks as
+        any write, and wakes no reader. There are no short writes.
+
+        If the write raises (a timeout, :class:`gevent.Timeout`, a kill,
+        a close of either end), the part no reader had consumed is
+        withdrawn: no reader ever sees it. The exception's ``consumed``
+        attribute, where it can be set, is the number of bytes readers
+        had consumed (Go's ``n``).
+
+        :return: ``len(data)`` in bytes.
+        :raises TypeError: *data* is not bytes-like.
+        :raises ClosedPipeError: this writer was closed, or the reader was
+            closed (or collected) without an error.
+        :raises TimeoutError: the :meth:`settimeout` timeout expired.
+        :raises BaseException: the very error the reader passed to
+            :meth:`PipeReader.close_with_error`.
+        """
         # The common cases inline: bytes, or the caller's own flat byte
         # memoryview, used as it is (so not released here).
         kind = type(data)

@@ -1,0 +1,118 @@
+# Declarations that compile gpipe/_core.py, unchanged, into the extension
+# gpipe._gpipe_c_core (as gevent compiles its _semaphore.py). Typed calls
+# between these classes are C calls, and no signal handler runs between
+# the steps of the compiled code: only where it calls back into Python.
+
+cimport cython
+
+cdef object _monotonic
+cdef object _RLock
+cdef object _newline
+cdef object _per_thread
+cdef object ClosedPipeError
+cdef tuple _PLAIN
+cdef Py_ssize_t _NO_LIMIT
+
+
+cdef class _Thread:
+    cdef object __weakref__
+
+
+cdef object _thread_ref()
+cdef object _deadline(object timeout)
+cdef object _remaining(object deadline)
+cdef void _consumed(BaseException exc, Py_ssize_t count)
+
+
+cdef class _Call:
+    cdef public bint done
+    cdef public bint over
+    cdef public object sem
+    cdef public object thread
+
+    cdef void park(self, object backend) except *
+    cdef void wake(self) except *
+    cpdef bint gone(self) except -1
+
+
+cdef class _Read(_Call):
+    cdef public object view
+    cdef public Py_ssize_t size
+    cdef public Py_ssize_t need
+    cdef public bint line
+    cdef public Py_ssize_t got
+    cdef public list parts
+
+    cdef bint full(self) except -1
+    @cython.locals(n=Py_ssize_t, stop=Py_ssize_t)
+    cdef Py_ssize_t fill(self, object data, Py_ssize_t start) except -1
+    cdef object result(self)
+    cpdef bytes taken(self)
+
+
+cdef class _Write(_Call):
+    cdef public object view
+    cdef public Py_ssize_t off
+    cdef public object error
+
+    cdef bint full(self) except -1
+
+
+cdef class _Gate:
+    cdef public object owner
+    cdef public Pipe pipe
+    cdef public object queue
+    cdef public str what
+
+    @cython.locals(owner=_Call)
+    cdef void enter(self, _Call call, object deadline) except *
+    @cython.locals(nxt=_Call)
+    cpdef void leave(self, _Call call) except *
+
+
+cdef class Pipe:
+    cdef public object backend
+    cdef public object _mutex
+    cdef public _Gate _rgate
+    cdef public _Gate _wgate
+    cdef public _Read _read
+    cdef public _Write _write
+    cdef public bytearray _unread
+    cdef public _Lines _lines
+    cdef public object _rclosed
+    cdef public object _wclosed
+
+    cdef bint wait(self, _Call call, object deadline, str what) except -1
+    cdef void _relock(self) except *
+    cpdef void abandon(self, _Call call) except *
+    cpdef void give_back(self, bytes data) except *
+    cdef void _fail_pending(self) except *
+    cdef BaseException _read_error(self)
+    cdef BaseException _write_error(self)
+    cdef bint _at_end(self, _Read read) except -1
+    cpdef object read(self, _Read read, object timeout)
+    cdef object _read_gated(self, _Read read, object deadline)
+    @cython.locals(n=Py_ssize_t)
+    cdef void _take_unread(self, _Read read) except *
+    @cython.locals(off=Py_ssize_t, n=Py_ssize_t)
+    cdef void _take(self, _Read read, _Write write) except *
+    cdef void _park_read(self, _Read read, object deadline) except *
+    cpdef void write(self, _Write write, object timeout) except *
+    cdef void _write_gated(self, _Write write, object deadline) except *
+    cdef void _park_write(self, _Write write, object deadline) except *
+
+
+cdef class BufferedPipe(Pipe):
+    cdef public Py_ssize_t bufsize
+
+
+cdef class _Lines:
+    cdef public Pipe pipe
+    cdef public list lines
+    cdef public object it
+
+    cpdef void stop(self) except *
+
+
+cdef object _byte_view(object obj, str name, bint writable)
+cdef Py_ssize_t _size(object size, str name) except? -2

@@ -839,21 +839,11 @@ class ReaderMethods:
         return self._readinto(buffer, True, "readinto1")
 
     def _readinto(self, buffer: Any, one: bool, name: str) -> int:
-        # The common cases inline: a bytearray, or the caller's own flat,
-        # writable byte memoryview, used as it is (so not released here).
-        kind = type(buffer)
-        own = True
-        if kind is bytearray:
+        # A view of our own, even of the caller's memoryview: the caller
+        # may release theirs meanwhile, and the buffer stays alive until
+        # this view is released, below.
+        if type(buffer) is bytearray:
             view = memoryview(buffer)
-        elif (
-            kind is memoryview
-            and buffer.format == "B"
-            and buffer.ndim == 1
-            and buffer.c_contiguous
-            and not buffer.readonly
-        ):
-            view = buffer
-            own = False
         else:
             view = _byte_view(buffer, f"{name}() argument", writable=True)
         try:
@@ -863,8 +853,7 @@ class ReaderMethods:
                 return 0
             return self._read(view, n, 1 if one else n, False)  # type: ignore[no-any-return]
         finally:
-            if own:
-                view.release()
+            view.release()
             self = buffer = view = None  # type: ignore[assignment]
 
     def readline(self, size: Any = -1) -> bytes:
@@ -925,15 +914,9 @@ class WriterMethods:
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        # The common cases inline: bytes, or the caller's own flat byte
-        # memoryview, used as it is (so not released here).
-        kind = type(data)
-        own = True
-        if kind is bytes:
+        # A view of our own, even of the caller's memoryview (see readinto).
+        if type(data) is bytes:
             view = memoryview(data)
-        elif kind is memoryview and data.format == "B" and data.ndim == 1 and data.c_contiguous:
-            view = data
-            own = False
         else:
             view = _byte_view(data, "write() argument", writable=False)
         try:
@@ -944,9 +927,8 @@ class WriterMethods:
             self._pipe.write(_Write(view), self._timeout)
             return n
         finally:
-            if own:
-                # Release the caller's buffer: it may be resized at once.
-                view.release()
+            # Let go of the caller's buffer: it may be resized at once.
+            view.release()
             self = data = view = None  # type: ignore[assignment]
 
 

@@ -12,6 +12,7 @@ fetches anything at build time: no intersphinx.
 
 import doctest
 import os
+import re
 
 from gpipe import __version__
 
@@ -59,3 +60,18 @@ html_theme_options = {
     "description": "Go's io.Pipe for gevent",
     "fixed_sidebar": True,
 }
+
+
+# The compiled build's methods (Cython's embedsignature) start their
+# docstrings with "Class.method(self, ...) -> type"; api.rst gives the
+# signatures of those methods itself, the same for both builds.
+_EMBEDDED = re.compile(r"^\w+\.\w+\(.*\)( -> .+)?$")
+
+
+def _drop_embedded_signature(app, what, name, obj, options, lines):
+    if len(lines) > 1 and _EMBEDDED.match(lines[0]) and not lines[1].strip():
+        del lines[:2]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _drop_embedded_signature)

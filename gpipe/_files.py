@@ -1,7 +1,12 @@
-"""The buffered and text files that ``makefile()`` puts over a pipe end.
+"""The files that ``makefile()`` puts over a pipe end.
 
-They are :class:`io.BufferedReader`, :class:`io.BufferedWriter` and
-:class:`io.TextIOWrapper` with the pipe's rule added where Python's
+A reader is a binary file already: ``makefile("rb")`` returns it, and
+``makefile("r")`` an :class:`io.TextIOWrapper` directly over it (which
+reads through its ``read1()``, so each line is handed on as its write
+arrives). A writer's ``makefile()`` gives an :class:`io.BufferedWriter`,
+to gather small writes, or an :class:`io.TextIOWrapper` over one.
+
+Each is its :mod:`io` class with the pipe's rule added where Python's
 defaults break it: ``IOBase.__exit__`` closes cleanly when the block
 raised, and a file's finaliser flushes and closes cleanly; over a
 writer, either would turn a failure into a clean EOF.
@@ -14,7 +19,7 @@ import sys
 from types import TracebackType
 from typing import Any, Optional
 
-# makefile()'s default buffer: one 64 KiB write per handoff, as iter_chunks.
+# A writer's makefile() buffer: one 64 KiB write per handoff, as iter_chunks.
 FILE_BUFFER = 65536
 
 # The exceptions that end an iteration, which a close error must never do.

@@ -1,11 +1,12 @@
 """The public ends of a pipe and :func:`pipe` itself.
 
-The ends are :class:`io.RawIOBase` files with one rule that Python's
-files do not have: a close that comes from a failure -- an exception
-leaving a ``with`` block, a writer's close while an exception is being
-handled, an end or a ``makefile()`` file collected without being
-closed -- closes the pipe with an error, never cleanly, so that the
-reader's ``b""`` keeps meaning "the writer finished".
+The ends are binary files (:class:`io.BufferedIOBase`) over an
+unbuffered pipe, with one rule that Python's files do not have: a close
+that comes from a failure -- an exception leaving a ``with`` block, a
+writer's close while an exception is being handled, an end or a
+``makefile()`` file collected without being closed -- closes the pipe
+with an error, never cleanly, so that the reader's ``b""`` keeps
+meaning "the writer finished".
 """
 
 from __future__ import annotations
@@ -163,8 +164,9 @@ class _End(io.BufferedIOBase):
 
         An :exc:`Exception` leaving the block is what the other end's
         calls raise; any other exception (:exc:`KeyboardInterrupt`, a
-        kill) makes them raise :exc:`~gpipe.ClosedPipeError` with it as
-        ``__cause__``. The exception goes on unchanged.
+        kill) makes them raise an error with it as ``__cause__``:
+        readers a :exc:`~gpipe.WriterAbortedError`, writers a
+        :exc:`~gpipe.ClosedPipeError`. The exception goes on unchanged.
         """
         if exc is None:
             self._shut(None)
@@ -245,21 +247,29 @@ class _End(io.BufferedIOBase):
 class PipeReader(ReaderMethods, _End):
     """The read end of a pipe made by :func:`pipe`.
 
-    Implements :class:`~gpipe.interfaces.IPipeReader`. It is an
-    :class:`io.RawIOBase`, so it can be wrapped in
-    :class:`io.BufferedReader` or :class:`io.TextIOWrapper`, given to
-    :func:`shutil.copyfileobj`, or offered as ``wsgi.input``.
+    Implements :class:`~gpipe.interfaces.IPipeReader`. It is a binary
+    file, an :class:`io.BufferedIOBase` over the unbuffered pipe, so any
+    consumer of files takes it as it is: :func:`pickle.load`,
+    :mod:`tarfile`'s ``"r|*"``, :func:`shutil.copyfileobj`, an HTTP
+    client sending a request body, ``wsgi.input``. For text, use
+    ``makefile("r")``. Do not wrap it in :class:`io.BufferedReader`,
+    whose ``read1()`` and ``peek()`` would wait to fill its buffer.
 
-    Closing the reader makes blocked and later writes raise
-    :exc:`~gpipe.ClosedPipeError` (or the error given to
+    Two kinds of read, as in Go: :meth:`read` and :meth:`readinto`
+    return as many bytes as asked for, waiting across writes, unless
+    EOF comes first (Go's ``io.ReadFull``); :meth:`read1` and
+    :meth:`readinto1` return the bytes of at most one write as soon as
+    one is there (Go's ``Read``). Lines, iteration,
+    :meth:`iter_chunks` and text files read through :meth:`read1`, so
+    they stay prompt.
+
+    Reads raise :exc:`ValueError` once this reader is closed, as for
+    any closed file. Closing the reader makes blocked and later writes
+    raise :exc:`~gpipe.ClosedPipeError` (or the error given to
     :meth:`close_with_error`, or the exception that left its ``with``
     block). A reader collected without being closed emits
-    :exc:`ResourceWarning` and is closed then.
-
-    Its ``read(n)`` returns the bytes of at most one write, which may
-    be fewer than *n* before EOF: give consumers that expect *n* bytes
-    (:func:`pickle.load`, :mod:`tarfile`'s ``"r|*"``) a buffered
-    :meth:`makefile` instead.
+    :exc:`ResourceWarning` and is closed then. :meth:`detach` raises
+    :exc:`io.UnsupportedOperation`: there is no raw stream under it.
     """
 
     __slots__ = ()
@@ -305,40 +315,44 @@ class PipeReader(ReaderMethods, _End):
         errors: Optional[str] = None,
         newline: Optional[str] = None,
     ) -> Any:
-        """Return a buffered file over this reader, as :meth:`socket.socket.makefile`.
+        """Return a file over this reader, as :meth:`socket.socket.makefile`.
 
-        Use it for consumers that expect ``read(n)`` to return *n*
-        bytes until EOF (:func:`pickle.load`, :mod:`tarfile`'s ``"r|*"``,
-        anything written for files on disk), and for text. (For lines
-        of bytes the reader itself is the fastest: see :meth:`__iter__`.)
+        ``makefile("rb")`` returns this reader itself: it is a binary
+        file already, and a buffer over it would only wait to fill up.
+        ``makefile("r")`` returns an :class:`io.TextIOWrapper` directly
+        over this reader, which reads through :meth:`read1`, so each
+        line is handed on as soon as the write holding it arrives.
 
-        Closing the file closes this reader. Leaving the file's ``with``
-        block by an exception closes this reader with it (see
+        Closing the text file closes this reader. Leaving the file's
+        ``with`` block by an exception closes this reader with it (see
         :meth:`__exit__`); a file collected without being closed emits
         :exc:`ResourceWarning` and closes this reader as if it were
         collected itself. Iterating over it never ends cleanly on a
         :exc:`StopIteration` that the writer closed the pipe with: it
-        raises :exc:`RuntimeError` from it.
+        raises :exc:`RuntimeError` from it. A call that raises, for
+        any argument, leaves this reader open and usable, with no
+        warning.
 
-        :param mode: ``"rb"`` (the default) for an
-            :class:`io.BufferedReader`, ``"r"`` for an
-            :class:`io.TextIOWrapper` over one.
-        :param buffering: the buffer's size in bytes; ``None`` or a
-            negative number for 65536 (one read takes a whole 64 KiB
-            write); ``0`` for no buffer: this reader itself is returned
-            (binary mode only).
+        :param mode: ``"rb"`` (the default) for this reader itself,
+            ``"r"`` for an :class:`io.TextIOWrapper` over it.
+        :param buffering: accepted as :func:`open` accepts it, and
+            ignored: the pipe is unbuffered (``0`` is refused in text
+            mode).
         :param encoding: the text encoding, ``"utf-8"`` by default (not
             the locale's: both ends are in this program); text mode only.
         :param errors: as for :class:`io.TextIOWrapper`; text mode only.
         :param newline: as for :class:`io.TextIOWrapper`; text mode only.
-        :return: an :class:`io.BufferedReader` or :class:`io.TextIOWrapper`
-            (of subclasses that keep the rules above).
+        :return: this reader, or an :class:`io.TextIOWrapper` (of a
+            subclass that keeps the rules above).
         :raises ValueError: *mode* is not ``"r"`` or ``"rb"``; an encoding,
             errors or newline in binary mode; ``buffering=0`` in text mode.
         :raises TypeError: *buffering* is not an integer or ``None``.
-        :raises ClosedPipeError: this reader is closed.
+        :raises ClosedPipeError: this reader is closed (a :exc:`ValueError`).
 
         .. versionadded:: 0.1.0
+        .. versionchanged:: 0.2.0
+           ``"rb"`` returns the reader itself, and ``"r"`` wraps it
+           directly: no :class:`io.BufferedReader`.
         """
         return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
@@ -414,15 +428,16 @@ class PipeReader(ReaderMethods, _End):
     def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:
         """Return an iterator over the data as non-empty chunks, until EOF.
 
-        Each chunk is the :class:`bytes` of one :meth:`read` of at most
-        *size* bytes. The iterator closes this reader at EOF, and its
+        Each chunk is the :class:`bytes` of one :meth:`read1` of at most
+        *size* bytes: the bytes of at most one write, handed on as soon
+        as they are there. The iterator closes this reader at EOF, and its
         ``close()`` closes this reader at any time, so it is a correct
         WSGI response body (PEP 3333): when the server closes it because
         the client went away, the writer's next write raises
         :exc:`~gpipe.ClosedPipeError`.
 
         :param size: the largest chunk, in bytes.
-        :return: a :class:`ChunkIterator`; each step raises as :meth:`read`.
+        :return: a :class:`ChunkIterator`; each step raises as :meth:`read1`.
         :raises TypeError: *size* is not an integer.
         :raises ValueError: *size* is not positive.
         """
@@ -496,7 +511,7 @@ class ChunkIterator:
         :raises RuntimeError: the writer closed the pipe with
             :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which must
             not pass for the end of the data; it is the ``__cause__``.
-        :raises: otherwise as :meth:`PipeReader.read`.
+        :raises: otherwise as :meth:`PipeReader.read1`.
         """
         if self._reader.closed:
             raise StopIteration
@@ -521,11 +536,17 @@ class ChunkIterator:
 class PipeWriter(WriterMethods, _End):
     """The write end of a pipe made by :func:`pipe`.
 
-    Implements :class:`~gpipe.interfaces.IPipeWriter`. It is an
-    :class:`io.RawIOBase`, so it can be wrapped in
-    :class:`io.BufferedWriter` or :class:`io.TextIOWrapper`, or given to
-    any API that writes to a file (:mod:`tarfile`, :mod:`gzip`,
-    :mod:`csv`, :mod:`json`).
+    Implements :class:`~gpipe.interfaces.IPipeWriter`. It is a binary
+    file, an :class:`io.BufferedIOBase` over the unbuffered pipe, so any
+    API that writes to a file (:mod:`tarfile`, :mod:`gzip`,
+    :mod:`pickle`) takes it as it is. For text, and to gather many small
+    writes (:mod:`csv`, :mod:`json`), use :meth:`makefile`, whose files
+    keep the rules below (a hand-made :class:`io.TextIOWrapper` or
+    :class:`io.BufferedWriter` does not).
+
+    :meth:`write` returns ``len(data)`` once readers took all of it, or
+    raises: there are no short writes. Writes raise
+    :exc:`~gpipe.ClosedPipeError` once this writer is closed.
 
     Closing the writer makes reads return EOF once the data written
     before was read; :meth:`close_with_error` makes them raise its error
@@ -534,7 +555,7 @@ class PipeWriter(WriterMethods, _End):
     :meth:`close` that runs while an exception is being handled,
     closes it with that exception. A writer collected without being
     closed emits :exc:`ResourceWarning`, and reads then raise
-    :exc:`~gpipe.ClosedPipeError`, never EOF: a clean EOF would pass
+    :exc:`~gpipe.WriterAbortedError`, never EOF: a clean EOF would pass
     truncated data off as complete.
     """
 
@@ -567,8 +588,9 @@ class PipeWriter(WriterMethods, _End):
     def read(self, size: Optional[int] = -1) -> bytes:
         """Raise :exc:`io.UnsupportedOperation`: this is the write end.
 
-        So do :meth:`readinto`, :meth:`readall`, ``readline()``,
-        ``readlines()`` and iteration.
+        So do :meth:`readinto`, :meth:`readall`, ``read1()``,
+        ``readinto1()``, ``readline()``, ``readlines()``, iteration and
+        ``detach()``.
         """
         raise io.UnsupportedOperation("read() on a PipeWriter: it is the write end of a pipe")
 
@@ -610,9 +632,10 @@ class PipeWriter(WriterMethods, _End):
 
         Reads then raise *exc* itself if it is an :exc:`Exception`
         (a :exc:`StopIteration` too, which ends no iteration over the
-        pipe), else a :exc:`~gpipe.ClosedPipeError` with it as
-        ``__cause__`` (a :exc:`KeyboardInterrupt` or a kill is delivered
-        once, to the code it interrupted). The exception goes on
+        pipe), else a :exc:`~gpipe.WriterAbortedError` with it as
+        ``__cause__`` (a :exc:`KeyboardInterrupt`, a kill or a
+        :class:`gevent.Timeout` is delivered once, to the code it
+        interrupted). The exception goes on
         unchanged.
 
         A normal exit closes the writer cleanly: readers get EOF. The
@@ -652,8 +675,11 @@ class PipeWriter(WriterMethods, _End):
         - a file collected without being closed (its greenlet or thread
           died, or forgot it) emits :exc:`ResourceWarning` and closes
           this writer as if it were collected itself: reads raise
-          :exc:`~gpipe.ClosedPipeError`. Close the file before a
+          :exc:`~gpipe.WriterAbortedError`. Close the file before a
           :func:`~gpipe.spawn_producer` function returns.
+
+        A call that raises, for any argument, leaves this writer open
+        and usable, with no warning.
 
         :param mode: ``"wb"`` (the default) for an
             :class:`io.BufferedWriter`, ``"w"`` for an
@@ -704,13 +730,17 @@ def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader
 
     :param bufsize: ``0`` (the default) for the unbuffered pipe above.
         A positive *bufsize* lets writers run ahead of readers by up to
-        that many bytes, as an OS pipe does: a write returns once all of
-        its bytes were buffered or read, and a read may return bytes of
-        several writes. Every close and error rule still holds: after the
-        writer's :meth:`~PipeWriter.close` readers get the buffered bytes,
-        then EOF; after its ``close_with_error(e)``, the buffered bytes,
-        then ``e``; the reader's close discards the buffer and fails
-        writers at once.
+        that many bytes, as an OS pipe does: a write that fits in the
+        free room (when no reader waits and no other write is in
+        progress) is appended to the buffer and returns at once; a
+        larger one waits, as on an unbuffered pipe, until readers took
+        all of it, after the buffered bytes. A :meth:`~PipeReader.read1`
+        may return bytes of several buffered writes. Every close and
+        error rule still holds: after the writer's
+        :meth:`~PipeWriter.close` readers get the buffered bytes, then
+        EOF; after its ``close_with_error(e)``, the buffered bytes, then
+        ``e``; the reader's close discards the buffer and fails writers
+        at once.
     :param backend: how blocking calls wait. ``"gevent"`` yields to the
         gevent hub (and works when one end is used from a native thread);
         ``"threading"`` blocks the OS thread. ``None`` (the default) asks

@@ -1,9 +1,9 @@
 """zope.interface declarations of gpipe's contract.
 
 :class:`IPipeReader` and :class:`IPipeWriter` describe the two ends that
-:func:`gpipe.pipe` returns; :class:`IBackend`, :class:`ISemaphore` and
-:class:`IEvent` describe the seam between the pipe core and the blocking
-primitives of gevent or of OS threads.
+:func:`gpipe.pipe` returns; :class:`IBackend` and :class:`ISemaphore`
+describe the seam between the pipe core and the blocking primitive of
+gevent or of OS threads.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from zope.interface import Attribute, Interface
 __all__ = [
     "IBackend",
     "ICloser",
-    "IEvent",
     "IPipeReader",
     "IPipeWriter",
     "ISemaphore",
@@ -35,10 +34,12 @@ class ICloser(Interface):
     An end is a context manager. Leaving its ``with`` block normally
     closes it cleanly; leaving it by an exception closes the end with that
     exception, so that the other end raises it: the very instance if it
-    is an :exc:`Exception`, else (:exc:`KeyboardInterrupt`,
-    :exc:`SystemExit`, a kill) a :exc:`~gpipe.ClosedPipeError` with it
-    as ``__cause__``, which keeps it from being delivered twice. The
-    exception goes on unchanged.
+    is an :exc:`Exception`. Any other exception (:exc:`KeyboardInterrupt`,
+    :exc:`SystemExit`, a kill, :class:`gevent.Timeout`) is meant for the
+    code it interrupted, and is not delivered twice: the other end raises
+    an error that names it, with it as ``__cause__`` -- readers a
+    :exc:`~gpipe.WriterAbortedError`, writers a
+    :exc:`~gpipe.ClosedPipeError`. The exception goes on unchanged.
     """
 
     closed = Attribute("True once this end was closed by its owner.")
@@ -87,44 +88,86 @@ class ITimeouts(Interface):
 
 
 class IPipeReader(ICloser, ITimeouts):
-    """The read end of a synchronous in-memory pipe.
+    """The read end of a synchronous in-memory pipe: a binary file.
 
-    A read returns data from at most one write, and never buffers:
+    Two kinds of read, as in Go. :meth:`read` and :meth:`readinto` are
+    full reads (Go's ``io.ReadFull``): they wait across writes until
+    they have what they asked for, and return less only at EOF.
+    :meth:`read1` and :meth:`readinto1` are Go's ``Read``: they return
+    the bytes of at most one write as soon as one is there. Lines,
+    iteration and text wrappers read through :meth:`read1`, so they
+    hand each line on as soon as its write arrives. No read buffers:
     each byte it returns was copied straight from a writer's buffer.
     Parallel reads are gated one after another.
 
-    A read from a pipe whose writer was closed returns EOF (``b""`` or
-    ``0``); one whose writer was closed with ``close_with_error(e)``
-    raises ``e``; one whose writer was garbage-collected while open
-    raises :exc:`~gpipe.ClosedPipeError`. A read on a reader this
-    end's owner closed raises :exc:`~gpipe.ClosedPipeError`.
+    What reads raise, and why:
 
-    It is a read-only, unseekable binary file: calls that write raise
-    :exc:`io.UnsupportedOperation`, and ``readable()``, ``writable()``
-    and ``seekable()`` raise :exc:`ValueError` once it is closed. It
-    cannot be copied or pickled (:exc:`TypeError`).
+    * EOF (``b""`` or ``0``): the writer was closed cleanly, and
+      everything written before was read. Nothing else.
+    * ``e`` itself: the writer was closed with ``close_with_error(e)``,
+      or left its ``with`` block by the :exc:`Exception` ``e``. Bytes
+      written before are read first; a full read that needs more than
+      they hold raises ``e`` and leaves them for :meth:`read1`.
+    * :exc:`~gpipe.WriterAbortedError`: the writer broke off -- a
+      kill, :class:`gevent.Timeout`, :exc:`KeyboardInterrupt` or
+      :exc:`SystemExit` left its ``with`` block or hit a bare
+      ``close()`` (that exception is the ``__cause__``), or it was
+      garbage-collected unclosed.
+    * :exc:`ValueError`: this reader was closed by its owner, as for
+      any closed file.
+    * :exc:`TimeoutError`: the timeout set by ``settimeout`` expired.
+
+    An interrupted read (a timeout, a kill, an error) consumes nothing:
+    the bytes it had taken are read again by the next read.
+
+    It is a read-only, unseekable :class:`io.BufferedIOBase`: calls
+    that write raise :exc:`io.UnsupportedOperation`, as does
+    ``detach()``; ``readable()``, ``writable()`` and ``seekable()``
+    raise :exc:`ValueError` once it is closed. It cannot be copied or
+    pickled (:exc:`TypeError`).
     """
 
     mode = Attribute('``"rb"``.')
 
     def read(size: Optional[int] = -1) -> bytes:
-        """Read up to *size* bytes, blocking until a writer provides some.
+        """Read *size* bytes, waiting across writes, unless EOF comes first.
 
         ``size=-1`` or ``None`` reads until EOF. ``read(0)`` returns
-        ``b""`` at once, after checking that the pipe is readable.
+        ``b""`` at once, after the same checks as any read.
 
-        :return: a non-empty :class:`bytes`, or ``b""`` at EOF.
-        :raises ClosedPipeError: this reader was closed, or the writer
-            was collected without being closed.
+        :return: *size* bytes; fewer only at EOF; ``b""`` at EOF.
+        :raises ValueError: this reader was closed.
+        :raises WriterAbortedError: the writer broke off.
         :raises TimeoutError: the timeout set by ``settimeout`` expired.
         :raises BaseException: the error the writer closed the pipe with.
         """
 
-    def readinto(buffer: Any) -> int:
-        """Read into the writable bytes-like *buffer*.
+    def read1(size: Optional[int] = -1) -> bytes:
+        """Read up to *size* bytes of at most one write, as soon as one
+        is there (Go's ``Read``).
 
-        :return: the number of bytes read; ``0`` at EOF or for an empty buffer.
-        :raises: as :meth:`read`, and :exc:`TypeError` for a read-only buffer.
+        ``size=-1`` or ``None`` takes the rest of the current write.
+
+        :return: non-empty :class:`bytes`, or ``b""`` at EOF.
+        :raises: as :meth:`read`.
+        """
+
+    def readinto(buffer: Any) -> int:
+        """Fill the writable bytes-like *buffer*, waiting across writes,
+        unless EOF comes first (Go's ``io.ReadFull``).
+
+        :return: ``len(buffer)`` in bytes; fewer only at EOF; ``0`` at
+            EOF, and for an empty buffer of any shape.
+        :raises: as :meth:`read`, and :exc:`TypeError` for a buffer that
+            is read-only or not C-contiguous.
+        """
+
+    def readinto1(buffer: Any) -> int:
+        """Read into *buffer* the bytes of at most one write, as soon as
+        one is there (Go's ``Read``): the fastest way to read.
+
+        :return: the number of bytes read; ``0`` at EOF.
+        :raises: as :meth:`readinto`.
         """
 
     def readall() -> bytes:
@@ -136,11 +179,14 @@ class IPipeReader(ICloser, ITimeouts):
     def readline(size: Optional[int] = -1) -> bytes:
         """Read up to and including the next ``b"\\n"``, at most *size* bytes.
 
+        A negative *size*, ``None``, or one beyond :data:`sys.maxsize`
+        means no limit.
+
         :raises: as :meth:`read`.
         """
 
     def readlines(hint: int = -1) -> list[bytes]:
-        """Read lines until EOF, or until their total size exceeds *hint*.
+        """Read lines until EOF, or until their total size reaches *hint*.
 
         :raises: as :meth:`read`.
         """
@@ -161,16 +207,17 @@ class IPipeReader(ICloser, ITimeouts):
         errors: Optional[str] = None,
         newline: Optional[str] = None,
     ) -> Any:
-        """Return an :class:`io.BufferedReader` (``"rb"``) or
-        :class:`io.TextIOWrapper` (``"r"``) over this reader, as
+        """Return this reader itself (``"rb"``: it is a binary file
+        already; *buffering* is accepted and ignored), or an
+        :class:`io.TextIOWrapper` directly over it (``"r"``), as
         :meth:`socket.socket.makefile` does.
 
-        Its ``read(n)`` returns *n* bytes until EOF. Closing it closes
-        this reader; leaving its ``with`` block by an exception closes
-        this reader with it, as for this reader's own ``with`` block;
-        collected unclosed, it closes this reader as if it were
-        collected; iterating over it raises :exc:`RuntimeError` for a
-        :exc:`StopIteration` close error, as :meth:`__iter__`.
+        Closing the text file closes this reader; leaving its ``with``
+        block by an exception closes this reader with it, as for this
+        reader's own ``with`` block; collected unclosed, it closes this
+        reader as if it were collected; iterating over it raises
+        :exc:`RuntimeError` for a :exc:`StopIteration` close error, as
+        :meth:`__iter__`. A call that raises leaves this reader open.
 
         :raises ValueError: a mode other than ``"r"`` or ``"rb"``.
         """
@@ -178,7 +225,7 @@ class IPipeReader(ICloser, ITimeouts):
     def iter_chunks(size: int = 65536) -> Iterator[bytes]:
         """Return an iterator over non-empty :class:`bytes` chunks until EOF.
 
-        Each chunk is one :meth:`read` of at most *size* bytes. The
+        Each chunk is one :meth:`read1` of at most *size* bytes. The
         iterator has a ``close()`` method that closes this reader, and
         closes it at EOF too: it is a correct WSGI response body, whose
         writer stops (its next write raises) when the server closes it
@@ -193,29 +240,35 @@ class IPipeReader(ICloser, ITimeouts):
 
 
 class IPipeWriter(ICloser, ITimeouts):
-    """The write end of a synchronous in-memory pipe.
+    """The write end of a synchronous in-memory pipe: a binary file.
 
-    Each write blocks until readers have consumed all of its data, or
-    the pipe is closed. Parallel writes are gated one after another, so
-    the bytes of each write are contiguous in the stream.
+    Each write blocks until readers have consumed all of its data, and
+    returns its length, or raises: there are no short writes. Parallel
+    writes are gated one after another, so the bytes of each write are
+    contiguous in the stream.
 
-    A write to a pipe whose reader was closed raises
-    :exc:`~gpipe.ClosedPipeError`; one whose reader was closed with
-    ``close_with_error(e)`` raises ``e``. A write on a writer this end's
-    owner closed raises :exc:`~gpipe.ClosedPipeError`.
+    What writes raise, and why:
 
-    A write that raises (a timeout, :class:`gevent.Timeout`,
-    :meth:`gevent.Greenlet.kill`, a close) withdraws what readers had
-    not consumed yet, and tells how much they had: the exception's
+    * :exc:`~gpipe.ClosedPipeError`: the reader was closed (cleanly, or
+      by a ``BaseException`` that is not an :exc:`Exception`, then the
+      ``__cause__``) or garbage-collected unclosed; or this writer was
+      closed by its owner.
+    * ``e`` itself: the reader was closed with ``close_with_error(e)``,
+      or left its ``with`` block by the :exc:`Exception` ``e``.
+    * :exc:`TimeoutError`: the timeout set by ``settimeout`` expired.
+
+    A write that raises (any of these, :class:`gevent.Timeout`,
+    :meth:`gevent.Greenlet.kill`) withdraws what readers had not
+    consumed yet, and tells how much they had: the exception's
     ``consumed`` attribute is set to that number of bytes when the
-    exception allows attributes. A close that ends a write after
-    readers took part of it makes the write return that count instead
-    (a short write); the next write raises the close error.
+    exception allows attributes. That includes a close that ends a
+    write after readers took part of it.
 
-    It is a write-only, unseekable binary file: calls that read raise
-    :exc:`io.UnsupportedOperation`, and ``readable()``, ``writable()``
-    and ``seekable()`` raise :exc:`ValueError` once it is closed. It
-    cannot be copied or pickled (:exc:`TypeError`).
+    It is a write-only, unseekable :class:`io.BufferedIOBase`: calls
+    that read raise :exc:`io.UnsupportedOperation`, as does
+    ``detach()``; ``readable()``, ``writable()`` and ``seekable()``
+    raise :exc:`ValueError` once it is closed. It cannot be copied or
+    pickled (:exc:`TypeError`).
     """
 
     mode = Attribute('``"wb"``.')
@@ -223,11 +276,10 @@ class IPipeWriter(ICloser, ITimeouts):
     def write(data: Any) -> int:
         """Write all of the bytes-like *data*, blocking until it was read.
 
-        ``write(b"")`` returns ``0`` at once, after checking that the
-        pipe is writable, and wakes no reader.
+        ``write(b"")`` returns ``0`` at once, after the same checks as
+        any write, and wakes no reader.
 
-        :return: ``len(data)`` in bytes; fewer if a close cut the write
-            short after readers took part of it.
+        :return: ``len(data)``, always.
         :raises TypeError: *data* is not bytes-like (a :class:`str`, say).
         :raises ClosedPipeError: this writer was closed, or the reader
             was closed (or collected) without an error.
@@ -254,7 +306,7 @@ class IPipeWriter(ICloser, ITimeouts):
     ) -> Any:
         """Return an :class:`io.BufferedWriter` (``"wb"``) or
         :class:`io.TextIOWrapper` (``"w"``) over this writer, as
-        :meth:`socket.socket.makefile` does.
+        :meth:`socket.socket.makefile` does, to gather small writes.
 
         It never ends a failed stream with EOF: its ``close()`` flushes
         and closes this writer cleanly (or with the flush's error);
@@ -262,20 +314,22 @@ class IPipeWriter(ICloser, ITimeouts):
         an exception is being handled, closes this writer with that
         exception without flushing; collected unclosed, it closes this
         writer as if it were collected (reads raise
-        :exc:`~gpipe.ClosedPipeError`).
+        :exc:`~gpipe.WriterAbortedError`). A call that raises leaves
+        this writer open.
 
         :raises ValueError: a mode other than ``"w"`` or ``"wb"``.
         """
 
 
 class ISemaphore(Interface):
-    """A counting semaphore: the wakeup of a call waiting for a handoff.
+    """A counting semaphore: the wakeup of one waiting call.
 
     :class:`gevent.lock.Semaphore` on the gevent backend; a native lock
     created locked (a semaphore that counts to one) on the threading
-    backend. The core creates it at 0; a call waits by acquiring it, and
-    whoever completes that call's handoff, or closes the pipe, releases
-    it exactly once.
+    backend. The core makes a fresh one, at 0, each time a call waits --
+    for the other side of a handoff, or for its turn at a busy end --
+    and whoever completes that call, hands it the turn, or closes the
+    pipe releases it exactly once.
     """
 
     def acquire(blocking: bool = True, timeout: Optional[float] = None) -> bool:
@@ -289,53 +343,26 @@ class ISemaphore(Interface):
         """Add one unit, waking a waiter. Safe from any thread; never blocks."""
 
 
-class IEvent(Interface):
-    """A flag that can be waited for: the wakeup of a call queued at a gate.
-
-    :class:`gevent.event.Event` on the gevent backend, the unpatched
-    :class:`threading.Event` on the threading backend. It is set once,
-    when the gate is handed over to the call waiting for it.
-    """
-
-    def set() -> None:
-        """Set the flag, waking its waiters. Safe from any thread; never blocks."""
-
-    def is_set() -> bool:
-        """Return True once the flag was set."""
-
-    def wait(timeout: Optional[float] = None) -> bool:
-        """Block until the flag is set or *timeout* seconds passed.
-
-        :return: the flag.
-        """
-
-
 class IBackend(Interface):
-    """The blocking primitives a pipe is built on: a semaphore and an event.
+    """The blocking primitive a pipe is built on: a semaphore.
 
-    A pipe never blocks but through :meth:`acquire` and :meth:`wait`.
+    A pipe never blocks but through :meth:`acquire`, on a semaphore
+    from :meth:`semaphore`.
     """
 
     name = Attribute('The backend\'s name: ``"gevent"`` or ``"threading"``.')
-    place = Attribute(
-        "A function of no arguments: where the calling code would wait now "
-        "(the current hub on the gevent backend). A semaphore made for one "
-        "place is only waited on there."
-    )
     dead_end = Attribute(
         "The exception a wait raises when nothing could ever wake it "
         "(:exc:`gevent.exceptions.LoopExit`), or ``()`` if it cannot tell."
     )
 
     def semaphore() -> ISemaphore:
-        """Return a new :class:`ISemaphore` at 0, for the calling thread.
+        """Return a new :class:`ISemaphore` at 0, for one wait of the calling thread.
 
         A gevent semaphore belongs to the hub of the first thread that
-        waits on it, so each thread that waits gets one of its own.
+        waits on it; one made for each wait is always the waiting
+        thread's own.
         """
-
-    def event() -> IEvent:
-        """Return a new, unset :class:`IEvent`."""
 
     def acquire(semaphore: ISemaphore, timeout: Optional[float]) -> bool:
         """Wait for a unit of *semaphore*, at most *timeout* seconds (``None``: no limit).
@@ -346,10 +373,4 @@ class IBackend(Interface):
         raises :exc:`gevent.exceptions.LoopExit`, as gevent's own waits do.
 
         :return: True if a unit was taken, False if the timeout passed.
-        """
-
-    def wait(event: IEvent, timeout: Optional[float]) -> bool:
-        """Wait until *event* is set, at most *timeout* seconds, as :meth:`acquire` does.
-
-        :return: the event's flag.
         """

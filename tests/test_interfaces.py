@@ -10,7 +10,6 @@ from gpipe import _backends
 from gpipe.interfaces import (
     IBackend,
     ICloser,
-    IEvent,
     IPipeReader,
     IPipeWriter,
     ISemaphore,
@@ -44,20 +43,17 @@ def test_verify_objects(backend):
         # gevent's and the OS's primitives do not declare gpipe's
         # interfaces: check that they have what the interfaces name.
         assert verifyObject(ISemaphore, core_backend.semaphore(), tentative=True)
-        assert verifyObject(IEvent, core_backend.event(), tentative=True)
 
 
-def test_the_gevent_backend_hands_out_gevents_own_primitives():
-    import gevent.event
+def test_the_gevent_backend_hands_out_gevents_own_semaphore():
     import gevent.lock
 
     backend = _backends.get_backend("gevent")
     assert type(backend.semaphore()) is gevent.lock.Semaphore
-    assert type(backend.event()) is gevent.event.Event
 
 
 @pytest.mark.parametrize("name", ["gevent", "threading"])
-def test_semaphore_and_event_semantics(name):
+def test_semaphore_semantics(name):
     backend = _backends.get_backend(name)
     sem = backend.semaphore()
     assert backend.acquire(sem, 0) is False  # starts at 0
@@ -65,11 +61,6 @@ def test_semaphore_and_event_semantics(name):
     assert backend.acquire(sem, 0) is True
     assert sem.acquire(False) is False
     assert backend.acquire(sem, 0.01) is False
-    event = backend.event()
-    assert backend.wait(event, 0.01) is False
-    event.set()
-    assert event.is_set()
-    assert backend.wait(event, None) is True
 
 
 def test_threading_backend_accepts_huge_timeouts():
@@ -78,6 +69,3 @@ def test_threading_backend_accepts_huge_timeouts():
     sem.release()
     # Longer than a native lock accepts: waits at most TIMEOUT_MAX instead.
     assert backend.acquire(sem, 1e300) is True
-    event = backend.event()
-    event.set()
-    assert backend.wait(event, 1e300) is True

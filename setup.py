@@ -40,7 +40,7 @@ def extensions():
         # interpreters may run at once in one checkout.
         build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",
         language_level="3str",
-        compiler_directives={"binding": True, "embedsignature": True, "annotation_typing": False},
+        compiler_directives={"binding": True, "annotation_typing": False},
         quiet=True,
     )
 
@@ -51,13 +51,13 @@ class OptionalBuildExt(build_ext):
     def run(self):
         try:
             super().run()
-        except Exception as exc:  # no compiler, no Python headers
+        except Exception as exc:  # noqa: BLE001 -- no compiler, no Python headers
             self.fail(exc)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- as above
             self.fail(exc)
 
     def fail(self, exc):
@@ -65,6 +65,7 @@ class OptionalBuildExt(build_ext):
             f"gpipe: the compiled build failed ({exc}); installing the pure-Python build",
             file=sys.stderr,
         )
+
 
 setup(
     name="gevent-gpipe",

@@ -1,33 +1,27 @@
-"""The two backends: the blocking primitives the pipe core is written against.
+"""The two backends: the blocking primitive the pipe core is written against.
 
-The core (:mod:`gpipe._core`) blocks in exactly two ways, and asks its
-backend for both:
+The core blocks in exactly one way: a call that must wait makes a
+*semaphore* (``backend.semaphore()``, starting at 0) and waits on it
+with ``backend.acquire(semaphore, timeout)``; whoever completes the call
+(the other side, a close, the call before it at a gate) releases it,
+once. A fresh semaphore per wait: a gevent semaphore belongs to the hub
+that first waits on it, and calls from several native threads may use
+one pipe.
 
-* a *semaphore* (``backend.semaphore()``, starting at 0): the wakeup of
-  a call waiting for the other side of a handoff, released once by
-  whoever completes the handoff or closes the pipe;
-* an *event* (``backend.event()``): the wakeup of a call queued at a
-  busy gate, set once when the gate is handed over to it.
-
-The gevent backend hands out :class:`gevent.lock.Semaphore` and
-:class:`gevent.event.Event`, so a blocked call yields to its thread's
-hub like any gevent primitive (``LoopExit`` on a dead end, fairness,
-:class:`gevent.Timeout`, kill); the threading backend hands out the
-unpatched OS primitives, even in a monkey-patched program. The core
-waits through ``backend.acquire(sem, timeout)`` and
-``backend.wait(event, timeout)``, which is where a backend adapts the
+The gevent backend hands out :class:`gevent.lock.Semaphore`, so a
+blocked call yields to its thread's hub like any gevent primitive
+(``LoopExit`` on a dead end, fairness, :class:`gevent.Timeout`, kill);
+the threading backend hands out unpatched native locks, even in a
+monkey-patched program. ``acquire`` is where a backend adapts the
 timeout and, for gevent, keeps a loop alive for a wakeup from another
 native thread (see :class:`_Keepalive`).
 
-Both are declared as interfaces in :mod:`gpipe.interfaces`
-(:class:`~gpipe.interfaces.IBackend`, :class:`~gpipe.interfaces.ISemaphore`,
-:class:`~gpipe.interfaces.IEvent`).
+Both are declared as :class:`~gpipe.interfaces.IBackend`.
 """
 
 from __future__ import annotations
 
 import importlib
-import itertools
 import sys
 from collections.abc import Callable
 from typing import Any, Optional
@@ -37,8 +31,6 @@ from zope.interface import implementer
 from .interfaces import IBackend
 
 __all__ = ["BACKENDS", "detect_backend", "get_backend"]
-
-_ANYWHERE = object()  # the threading backend's one place
 
 #: The backend names :func:`gpipe.pipe` accepts.
 BACKENDS = ("gevent", "threading")
@@ -111,7 +103,7 @@ class _Keepalive:
     Each tick checks that another thread is still alive; once none is,
     the timer lets go of the loop, and a dead end raises ``LoopExit``
     after all. The wakeups themselves never go through it: they are the
-    semaphores' and events' own.
+    semaphores' own.
     """
 
     __slots__ = ("hub", "timer", "waiting")
@@ -157,10 +149,7 @@ def _kept_alive(wait: Callable[..., Any], *args: Any) -> bool:
 class GeventBackend:
     """gevent blocking: every wait yields to the calling thread's hub.
 
-    Semaphores are :class:`gevent.lock.Semaphore`, events
-    :class:`gevent.event.Event`. A gevent semaphore belongs to the hub
-    of the first thread that waits on it, so the core asks for a new
-    one when a side of the pipe starts waiting in another thread.
+    Semaphores are :class:`gevent.lock.Semaphore`.
     """
 
     name = "gevent"
@@ -168,24 +157,15 @@ class GeventBackend:
     def __init__(self) -> None:
         global _get_hub
         import gevent
-        import gevent.event
         import gevent.exceptions
         import gevent.lock
 
         _get_hub = gevent.get_hub
         self._semaphore = gevent.lock.Semaphore
-        self._event = gevent.event.Event
         self.dead_end = gevent.exceptions.LoopExit
-        # A gevent semaphore belongs to the hub that first waits on it: a
-        # wait in another hub (another thread, or this thread's hub after
-        # it was destroyed and replaced) needs a semaphore of its own.
-        self.place = gevent.get_hub
 
     def semaphore(self) -> Any:
         return self._semaphore(0)
-
-    def event(self) -> Any:
-        return self._event()
 
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
         if not _other_threads():
@@ -193,11 +173,6 @@ class GeventBackend:
             # raises LoopExit if nothing else in this thread can run.
             return bool(semaphore.acquire(True, timeout))
         return _kept_alive(semaphore.acquire, True, timeout)
-
-    def wait(self, event: Any, timeout: Optional[float]) -> bool:
-        if not _other_threads():
-            return bool(event.wait(timeout))
-        return _kept_alive(event.wait, timeout)
 
 
 def _lock_timeout(timeout: Optional[float]) -> float:
@@ -215,32 +190,22 @@ class ThreadingBackend:
     core never releases one twice without an acquire in between, so a
     lock is exactly a semaphore that counts to one, and its acquire and
     release are single C calls that an asynchronous exception
-    (:exc:`KeyboardInterrupt`) cannot split. Events are the unpatched
-    :class:`threading.Event`.
+    (:exc:`KeyboardInterrupt`) cannot split.
     """
 
     name = "threading"
     dead_end: tuple[type[BaseException], ...] = ()  # an OS thread just blocks
 
     def __init__(self) -> None:
-        # A native lock may be waited on from any thread: one place for all.
-        self.place = itertools.repeat(_ANYWHERE).__next__
         self._allocate_lock = _original("_thread", "allocate_lock")
-        self._event = _original("threading", "Event")
 
     def semaphore(self) -> Any:
         lock = self._allocate_lock()
         lock.acquire()
         return lock
 
-    def event(self) -> Any:
-        return self._event()
-
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
         return bool(semaphore.acquire(True, _lock_timeout(timeout)))
-
-    def wait(self, event: Any, timeout: Optional[float]) -> bool:
-        return bool(event.wait(None if timeout is None else min(timeout, TIMEOUT_MAX)))
 
 
 _FACTORIES: dict[str, Callable[[], Any]] = {

@@ -332,21 +332,25 @@ class Pipe:
         """Take the mutex back after a wait. A signal handler that raises
         while this blocks does not stop it; its exception is raised once
         the mutex is held."""
-        interrupt = None
-        while not self._mutex._is_owned():
-            try:
-                self._mutex.acquire()
-            except BaseException as exc:  # noqa: BLE001 -- raised below
-                interrupt = exc
-        if interrupt is not None:
-            raise interrupt
+        mutex = self._mutex
+        try:
+            mutex.acquire()
+        except BaseException:
+            # Raised while it blocked, or just after it returned: hold it
+            # (once), then go on raising.
+            while not mutex._is_owned():
+                try:
+                    mutex.acquire()
+                except BaseException:  # noqa: BLE001 -- the first one is raised
+                    pass
+            raise
 
     def abandon(self, call: _Call) -> None:
         """Withdraw *call*, which can never run again, and free its gate."""
-        if call is self._read:
+        if isinstance(call, _Read) and call is self._read:
             self._read = None
             # A writer counted these bytes as read: keep them for the next read.
-            self.give_back(call.taken())  # type: ignore[attr-defined]
+            self.give_back(call.taken())
         elif call is self._write:
             self._write = None
         gate = self._rgate if isinstance(call, _Read) else self._wgate
@@ -428,7 +432,9 @@ class Pipe:
         """The checks of a write, for an empty write that must not block."""
         with self._mutex:
             if self._rclosed is not None or self._wclosed is not None:
-                raise self._write_error()
+                exc = self._write_error()
+                _consumed(exc, 0)
+                raise exc
 
     # -- reading ---------------------------------------------------------------
 
@@ -473,8 +479,7 @@ class Pipe:
 
     def _take(self, read: _Read, write: _Write) -> None:
         """Copy from the pending write; wake its writer once it is used up."""
-        off = write.off
-        n = read.fill(write.view, off)
+        n = read.fill(write.view, write.off)
         if self._write is not write:
             # A garbage collection in the copy ran a finaliser that closed
             # an end, and the close took the write: drop the copy.
@@ -482,8 +487,15 @@ class Pipe:
             if read.view is None:
                 read.parts.pop()
             return
-        write.off = off + n
-        if write.full():
+        self._consume(write, n)
+
+    def _consume(self, write: _Write, n: int) -> None:
+        """Count *n* more bytes of the pending *write* as read, and wake
+        its writer once it is used up (decided before anything changes,
+        so that no interrupted step leaves a used-up write pending)."""
+        used_up = write.off + n == len(write.view)
+        write.off += n
+        if used_up:
             self._write = None
             write.wake()
 
@@ -576,10 +588,7 @@ class Pipe:
                 chunk = chunk[:cut]
             if self._write is not write:
                 return None  # a finaliser's close took the write meanwhile
-            write.off += len(chunk)
-            if write.full():
-                self._write = None
-                write.wake()
+            self._consume(write, len(chunk))
             return chunk.splitlines(keepends=True) if b"\r" not in chunk else _split(chunk)
 
     def waiting(self, reading: bool) -> int:
@@ -661,8 +670,8 @@ class _Lines:
         pipe = self.pipe
         if pipe._lines is self:
             pipe._lines = None
-            left = self.it.__length_hint__()
-            self.it.__setstate__(len(self.lines))  # hands out no more
+            left = self.it.__length_hint__()  # type: ignore[attr-defined]
+            self.it.__setstate__(len(self.lines))  # type: ignore[attr-defined]  # no more
             if left:
                 pipe.give_back(b"".join(self.lines[-left:]))
 
@@ -741,20 +750,43 @@ def _size(size: Any, name: str) -> int:
     return int(size)
 
 
+def _read(end: Any, view: Any, size: int, need: int, line: bool) -> Any:
+    """A read on the reader *end* (see :class:`_Read`)."""
+    pipe = end._pipe
+    try:
+        return pipe.read(_Read(view, size, need, line), end._timeout)
+    finally:
+        # No reference cycle through a traceback: an exception raised
+        # here keeps neither the end nor the caller's buffer.
+        end = pipe = view = None
+
+
+def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
+    """``readinto`` (*one*: ``readinto1``) on the reader *end*."""
+    # A view of our own, even of the caller's memoryview: the caller
+    # may release theirs meanwhile, and the buffer stays alive until
+    # this view is released, below.
+    if type(buffer) is bytearray:
+        view = memoryview(buffer)
+    else:
+        view = _byte_view(buffer, f"{name}() argument", writable=True)
+    try:
+        n = len(view)
+        if not n:
+            end._pipe.check_read()
+            return 0
+        return _read(end, view, n, 1 if one else n, False)  # type: ignore[no-any-return]
+    finally:
+        view.release()
+        end = buffer = view = None  # type: ignore[assignment]
+
+
 class ReaderMethods:
     """The data methods of :class:`~gpipe.PipeReader` (documented there)."""
 
     __slots__ = ()
     _pipe: Pipe
     _timeout: Optional[float]
-
-    def _read(self, view: Any, size: int, need: int, line: bool) -> Any:
-        try:
-            return self._pipe.read(_Read(view, size, need, line), self._timeout)
-        finally:
-            # No reference cycle through a traceback: an exception raised
-            # here keeps neither this end nor the caller's buffer.
-            self = view = None  # type: ignore[assignment]
 
     def read(self, size: Any = -1) -> bytes:
         """Read *size* bytes, waiting across writes, unless EOF comes first.
@@ -787,7 +819,7 @@ class ReaderMethods:
         if size == 0:
             self._pipe.check_read()
             return b""
-        return self._read(None, size, size, False)  # type: ignore[no-any-return]
+        return _read(self, None, size, size, False)  # type: ignore[no-any-return]
 
     def read1(self, size: Any = -1) -> bytes:
         """Read up to *size* bytes of at most one write, as soon as one is
@@ -806,7 +838,7 @@ class ReaderMethods:
             return b""
         if size == -1:
             size = _NO_LIMIT
-        return self._read(None, size, 1, False)  # type: ignore[no-any-return]
+        return _read(self, None, size, 1, False)  # type: ignore[no-any-return]
 
     def readall(self) -> bytes:
         """Read until EOF and return everything read.
@@ -814,7 +846,7 @@ class ReaderMethods:
         :raises: as :meth:`read`; an interrupted ``readall`` consumes
             nothing.
         """
-        return self._read(None, _NO_LIMIT, _NO_LIMIT, False)  # type: ignore[no-any-return]
+        return _read(self, None, _NO_LIMIT, _NO_LIMIT, False)  # type: ignore[no-any-return]
 
     def readinto(self, buffer: Any) -> int:
         """Fill the writable bytes-like *buffer*, waiting across writes,
@@ -827,7 +859,7 @@ class ReaderMethods:
             bytes-like object.
         :raises: otherwise as :meth:`read`.
         """
-        return self._readinto(buffer, False, "readinto")
+        return _readinto(self, buffer, False, "readinto")
 
     def readinto1(self, buffer: Any) -> int:
         """Read into *buffer* the bytes of at most one write, as soon as
@@ -836,25 +868,7 @@ class ReaderMethods:
         :return: the number of bytes read; ``0`` at EOF.
         :raises: as :meth:`readinto`.
         """
-        return self._readinto(buffer, True, "readinto1")
-
-    def _readinto(self, buffer: Any, one: bool, name: str) -> int:
-        # A view of our own, even of the caller's memoryview: the caller
-        # may release theirs meanwhile, and the buffer stays alive until
-        # this view is released, below.
-        if type(buffer) is bytearray:
-            view = memoryview(buffer)
-        else:
-            view = _byte_view(buffer, f"{name}() argument", writable=True)
-        try:
-            n = len(view)
-            if not n:
-                self._pipe.check_read()
-                return 0
-            return self._read(view, n, 1 if one else n, False)  # type: ignore[no-any-return]
-        finally:
-            view.release()
-            self = buffer = view = None  # type: ignore[assignment]
+        return _readinto(self, buffer, True, "readinto1")
 
     def readline(self, size: Any = -1) -> bytes:
         """Read up to and including the next ``b"\\n"``, at most *size* bytes.
@@ -884,7 +898,7 @@ class ReaderMethods:
                 return b""
             if size < 0 or size > _NO_LIMIT:
                 size = _NO_LIMIT  # as io.BytesIO: no limit
-        return self._read(None, size, size, True)  # type: ignore[no-any-return]
+        return _read(self, None, size, size, True)  # type: ignore[no-any-return]
 
 
 class WriterMethods:

@@ -96,6 +96,7 @@ cdef class Pipe:
     cdef void _take_unread(self, _Read read) except *
     @cython.locals(off=Py_ssize_t, n=Py_ssize_t)
     cdef void _take(self, _Read read, _Write write) except *
+    cdef void _consume(self, _Write write, Py_ssize_t n) except *
     cdef void _park_read(self, _Read read, object deadline) except *
     cpdef void write(self, _Write write, object timeout) except *
     cdef void _write_gated(self, _Write write, object deadline) except *
@@ -116,3 +117,7 @@ cdef class _Lines:
 
 cdef object _byte_view(object obj, str name, bint writable)
 cdef Py_ssize_t _size(object size, str name) except? -2
+@cython.locals(pipe=Pipe)
+cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
+@cython.locals(n=Py_ssize_t)
+cdef object _readinto(object end, object buffer, bint one, str name)

@@ -70,7 +70,9 @@ def _peer_error(exc: BaseException, who: str) -> BaseException:
     if isinstance(exc, Exception):
         return exc
     text = f"the {who} was interrupted by {type(exc).__name__}"
-    err = WriterAbortedError(text) if who == "writer" else ClosedPipeError(text)
+    # Readers learn that the writing side broke off; writers, that the
+    # reading side went away.
+    err = ClosedPipeError(text) if who in ("reader", "consumer") else WriterAbortedError(text)
     err.__cause__ = exc
     return err
 
@@ -193,7 +195,9 @@ class _End(io.BufferedIOBase):
 
     def _check_open(self) -> None:
         if self.closed:
-            raise ClosedPipeError(f"I/O operation on a closed {type(self).__name__}")
+            # What a closed file raises; for a writer also Go's ErrClosedPipe.
+            error = ValueError if self._reading else ClosedPipeError
+            raise error(f"I/O operation on a closed {type(self).__name__}")
 
     def flush(self) -> None:
         """Do nothing: a pipe has no buffer to flush."""

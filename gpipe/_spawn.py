@@ -88,8 +88,8 @@ def spawn_producer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Pipe
       it: reads raise that very exception, never a clean EOF. A
       ``BaseException`` that is not an ``Exception`` (a
       :class:`gevent.GreenletExit` from a kill, :exc:`KeyboardInterrupt`)
-      makes reads raise :exc:`~gpipe.ClosedPipeError` instead, with the
-      original as its ``__cause__``, and ends the task as usual.
+      makes reads raise :exc:`~gpipe.WriterAbortedError` instead, with
+      the original as its ``__cause__``, and ends the task as usual.
     - When the reader is closed early, *fn*'s next write raises
       :exc:`~gpipe.ClosedPipeError` (or the error given to the reader's
       ``close_with_error``); *fn* ends on it quietly, without an error
@@ -213,8 +213,8 @@ class ConsumerWriter(PipeWriter, Generic[T]):
 
         Leaving the block by an :exc:`Exception` makes the consumer's
         reads raise it; by any other exception (:exc:`KeyboardInterrupt`,
-        :exc:`SystemExit`, a kill), a :exc:`~gpipe.ClosedPipeError` with
-        it as ``__cause__``, so that it reaches the caller once, from the
+        :exc:`SystemExit`, a kill), a :exc:`~gpipe.WriterAbortedError`
+        with it as ``__cause__``, so that it reaches the caller once, from the
         ``with`` block, and the consumer never raises it again. Then it
         does not wait for the consumer, and the exception goes on
         unchanged.
@@ -248,7 +248,7 @@ def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Consum
     - Leaving the writer's ``with`` block by an exception closes the
       writer with it and does not wait (see
       :meth:`ConsumerWriter.__exit__`): *fn*'s reads raise it, or a
-      :exc:`~gpipe.ClosedPipeError` caused by it for a
+      :exc:`~gpipe.WriterAbortedError` caused by it for a
       :exc:`KeyboardInterrupt` or :exc:`SystemExit`, which reaches the
       caller once, from the ``with`` block.
 

@@ -150,6 +150,27 @@ class _TextPipeWriter(_WriterRules, io.TextIOWrapper):
     mode = "w"
 
 
+def _check(end: Any, mode: str, buffering: Optional[int], text_args: dict[str, Any]) -> int:
+    """Refuse bad ``makefile()`` arguments; the buffer size (-1: default)."""
+    allowed = ("r", "rb") if end.mode == "rb" else ("w", "wb")
+    if mode not in allowed:
+        raise ValueError(
+            f"invalid mode {mode!r} for a {type(end).__name__} (use {allowed[0]!r} or "
+            f"{allowed[1]!r})"
+        )
+    if buffering is None:
+        buffering = -1
+    elif isinstance(buffering, bool) or not isinstance(buffering, int):
+        raise TypeError(f"buffering must be an integer or None, not {type(buffering).__name__!r}")
+    binary = mode.endswith("b")
+    for name, value in text_args.items():
+        if binary and value is not None:
+            raise ValueError(f"binary mode doesn't take {name} argument")
+    if buffering == 0 and not binary:
+        raise ValueError("unbuffered streams must be binary")
+    return buffering
+
+
 def open_end(
     end: Any,
     mode: str,
@@ -160,47 +181,25 @@ def open_end(
     newline: Optional[str],
 ) -> Any:
     """The file ``end.makefile(mode, buffering, ...)`` returns."""
-    reading = end.mode == "rb"
-    allowed = ("r", "rb") if reading else ("w", "wb")
-    if mode not in allowed:
-        raise ValueError(
-            f"invalid mode {mode!r} for a {type(end).__name__} (use {allowed[0]!r} or "
-            f"{allowed[1]!r})"
-        )
+    text_args = {"an encoding": encoding, "an errors": errors, "a newline": newline}
+    buffering = _check(end, mode, buffering, text_args)
     binary = mode.endswith("b")
-    if buffering is None:
-        buffering = -1
-    elif isinstance(buffering, bool) or not isinstance(buffering, int):
-        raise TypeError(f"buffering must be an integer or None, not {type(buffering).__name__!r}")
-    if binary:
-        for name, value in (
-            ("an encoding", encoding),
-            ("an errors", errors),
-            ("a newline", newline),
-        ):
-            if value is not None:
-                raise ValueError(f"binary mode doesn't take {name} argument")
     line_buffering = not binary and buffering == 1
-    if buffering < 0 or line_buffering:
-        buffering = FILE_BUFFER
-    if buffering == 0 and not binary:
-        raise ValueError("unbuffered streams must be binary")
-    if reading:
+    if end.mode == "rb":
         # The reader is a binary file already, whose read1() hands on each
         # write as it comes: a buffer over it would only wait to fill up.
-        if binary:
-            return end
         buffer = end
     elif buffering == 0:
         return end
     else:
         # A file whose __init__ raises (a huge buffer) is never
         # initialised, and its finaliser leaves the end alone.
-        buffer = _BufferedPipeWriter(end, buffering)
-        if binary:
-            return buffer
+        size = FILE_BUFFER if buffering < 0 or line_buffering else buffering
+        buffer = _BufferedPipeWriter(end, size)
+    if binary:
+        return buffer
     try:
-        return (_TextPipeReader if reading else _TextPipeWriter)(
+        return (_TextPipeReader if end.mode == "rb" else _TextPipeWriter)(
             buffer,
             encoding="utf-8" if encoding is None else encoding,
             errors=errors,

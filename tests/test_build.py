@@ -1,0 +1,68 @@
+"""The builds: ``pip install .`` compiles the core where it can, installs
+pure Python where it cannot, and ``PURE_PYTHON=1`` picks pure Python.
+
+Each case installs this checkout (without dependencies: this process
+has them) into a directory of its own, and imports it from there in a
+fresh interpreter. Slow (a build with Cython in an isolated build
+environment), so run by the ``integration`` env.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+PROBE = "import gpipe; print(gpipe.COMPILED, repr(gpipe.pipe()[0]).split()[3])"
+
+
+def install(target: str, **env: str) -> None:
+    # A copy without build products, so that nothing built in the
+    # checkout (an in-place extension) is taken for this build's.
+    source = os.path.join(target, "src")
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".tox", ".git", "build", "*.so", "*.egg-info", ".venv"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, source],
+        check=True,
+        timeout=500,
+        env={**os.environ, **env},
+    )
+
+
+def probe(target: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PURE_PYTHON")}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=target,
+        env={**clean, "PYTHONPATH": target, **env},
+    )
+    return done.stdout.strip()
+
+
+def test_install_compiles_the_core(tmp_path):
+    install(str(tmp_path))
+    assert probe(str(tmp_path)) == "True compiled"
+    # PURE_PYTHON=1 at import time: the same install runs pure Python.
+    assert probe(str(tmp_path), PURE_PYTHON="1") == "False pure"
+
+
+def test_install_without_a_compiler_is_pure(tmp_path):
+    # No C compiler: the build of the extension fails, the install does not.
+    install(str(tmp_path), CC="false", LDSHARED="false")
+    assert not [name for name in os.listdir(tmp_path / "gpipe") if name.endswith(".so")]
+    assert probe(str(tmp_path)) == "False pure"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -142,47 +143,105 @@ def test_smoke_writes_rst_and_plot(smoke: dict[str, Any]) -> None:
         assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _fake(rates: dict[tuple[str, int], float]) -> dict[str, Any]:
-    """Results with one round per case at the given rates."""
-    records = [
-        {
-            "kind": kind,
-            "size": size,
-            "reference": cases.ALL_KINDS[kind].reference,
-            "rates": [rate],
-        }
-        for (kind, size), rate in rates.items()
-    ]
+def _fake(rates: dict[tuple[str, int], float | list[float]]) -> dict[str, Any]:
+    """Results with the given rates: one per round, or one round's."""
+    records = []
+    for (kind, size), given in rates.items():
+        per_round = given if isinstance(given, list) else [given]
+        records.append(
+            {
+                "kind": kind,
+                "size": size,
+                "reference": cases.ALL_KINDS[kind].reference,
+                "rates": per_round,
+                "rate": statistics.median(per_round),
+            }
+        )
     return {"cases": records, "comparisons": report.comparisons(records)}
 
 
+def test_readinto1_is_the_headline() -> None:
+    """Every case between greenlets or threads is compared with readinto1."""
+    headline = {"greenlets": "gevent-readinto1", "threads": "threading-readinto1"}
+    for kind, spec in cases.KINDS.items():
+        if kind == headline[spec.group]:
+            assert spec.reference is None
+        else:
+            assert spec.reference == headline[spec.group], kind
+    assert cases.BUFFERED_KINDS["gevent-buffered"].label == "gpipe pipe(65536) readinto1"
+
+
+def test_consumer_modes() -> None:
+    for mode in cases.MODES:
+        assert cases.gpipe_greenlets(64, 10, mode=mode) > 0
+        assert cases.gpipe_threads(64, 10, mode=mode) > 0
+    assert cases.gpipe_greenlets(64, 10, mode="readinto1", bufsize=256) > 0
+    with pytest.raises(ValueError, match=r"mode must be one of .*, not 'readline'"):
+        cases.consumer(None, "readline", 64)
+
+
 def test_goals() -> None:
-    rates = {(kind, size): 100.0 for kind in cases.KINDS for size in cases.SIZES}
+    rates: dict[tuple[str, int], float | list[float]] = {
+        (kind, size): 100.0 for kind in cases.KINDS for size in cases.SIZES
+    }
     rates["semaphore-floor", 64] = 200.0  # gpipe at 0.5x the floor
+    rates["semaphore-floor", 4096] = 125.0  # gpipe at 0.8x the floor
     rates["os-pipe", 64 * 1024] = 20.0  # gpipe at 5x os.pipe
+    rates["gevent-readinto", 64] = 95.0  # at 1.05x the cost of readinto1
+    rates["gevent-read", 1 << 20] = 80.0  # at 1.25x the cost of readinto1
     rates["lines-raw", cases.LINE_WRITE] = 10.0
     rates["lines-buffered", cases.LINE_WRITE] = 40.0  # raw at 0.25x
     results = _fake(rates)
     results["fairness"] = {"streams": {"gpipe": {"worst_ms": 25.0}}}
-    results["memory"] = {"idle_pipe_bytes": {"gevent": 449.0, "threading": 450.0}}
+    results["memory"] = {
+        "idle_pipe_bytes": {"gevent": 449.0, "threading": 450.0},
+        "pairs_ratio": 0.75,
+    }
     goals = {g["goal"]: g for g in report.goals(results)}
-    assert len(goals) == 8
+    assert len(goals) == 17
 
     def check(name: str, value: float, passed: bool) -> None:
         assert goals[name]["value"] == pytest.approx(value)
         assert goals[name]["passed"] is passed
 
-    check("gpipe gevent readinto / Semaphore floor, 64 B", 0.5, False)
-    check("gpipe gevent readinto / Semaphore floor, 4 KiB", 1.0, True)
-    check("gpipe gevent readinto / os.pipe, 64 KiB", 5.0, True)
-    check("gpipe gevent readinto / memoryview copy, 1 MiB", 1.0, True)
+    check("gpipe gevent readinto1 / Semaphore floor, 64 B", 0.5, False)
+    check("gpipe gevent readinto1 / Semaphore floor, 4 KiB", 0.8, True)
+    check("gpipe gevent readinto1 / os.pipe, 64 KiB", 5.0, True)
+    check("gpipe gevent readinto1 / memoryview copy, 1 MiB", 1.0, True)
+    for size in ("64 B", "4 KiB", "64 KiB", "1 MiB"):
+        for label in ("gpipe gevent readinto", "gpipe gevent read(n)"):
+            name = f"{label}, cost / readinto1's, {size}"
+            assert goals[name]["op"] == "<="
+            assert goals[name]["target"] == 1.1
+    check("gpipe gevent readinto, cost / readinto1's, 64 B", 100 / 95, True)
+    check("gpipe gevent readinto, cost / readinto1's, 1 MiB", 1.0, True)
+    check("gpipe gevent read(n), cost / readinto1's, 64 B", 1.0, True)
+    check("gpipe gevent read(n), cost / readinto1's, 1 MiB", 1.25, False)
     check("lines: raw reader / io.BufferedReader", 0.25, False)
     check("fairness: gpipe stream, sleeper's worst lateness", 25.0, False)
+    check("concurrent greenlet pairs, gpipe's speed / Channel + copy's", 0.75, False)
     check("idle pipe, both ends, gevent backend", 449.0, True)
     check("idle pipe, both ends, threading backend", 450.0, False)
     text = report.format_check({"goals": list(goals.values())})
-    assert "  MISS gpipe gevent readinto / Semaphore floor, 64 B: 0.50x (goal >= 0.70x)" in text
+    assert "  MISS gpipe gevent readinto1 / Semaphore floor, 64 B: 0.50x (goal >= 0.80x)" in text
+    assert "  MISS gpipe gevent read(n), cost / readinto1's, 1 MiB: 1.25x (goal <= 1.10x)" in text
     assert "  PASS idle pipe, both ends, gevent backend: 449 bytes (goal < 450 bytes)" in text
+
+
+def test_cost_goal_is_a_ratio_of_medians() -> None:
+    """readinto's cost is readinto1's median throughput over readinto's."""
+    results = _fake(
+        {
+            ("gevent-readinto1", 64): [10.0, 20.0, 30.0],
+            ("gevent-readinto", 64): [30.0, 10.0, 16.0],
+        }
+    )
+    # The median of the rounds' ratios (1/3, 2, 1.875) would be 1.875.
+    comparison = report.ratio(results, "gevent-readinto", 64)
+    assert comparison is not None and comparison["ratio"] == 1.875
+    assert report.cost_ratio(results, "gevent-readinto", 64) == 20 / 16
+    assert report.cost_ratio(results, "gevent-read", 64) is None
+    assert report.cost_ratio(results, "gevent-readinto", 4096) is None
 
 
 def test_goals_not_measured() -> None:
@@ -196,8 +255,8 @@ def test_goals_not_measured() -> None:
 
 def test_comparison_is_per_round() -> None:
     records = [
-        {"kind": "gevent-readinto", "size": 64, "reference": None, "rates": [10.0, 20.0, 30.0]},
-        {"kind": "channel-copy", "size": 64, "reference": "gevent-readinto", "rates": [5, 20, 10]},
+        {"kind": "gevent-readinto1", "size": 64, "reference": None, "rates": [10.0, 20.0, 30.0]},
+        {"kind": "channel-copy", "size": 64, "reference": "gevent-readinto1", "rates": [5, 20, 10]},
     ]
     (comparison,) = report.comparisons(records)
     assert comparison["ratios"] == [2.0, 1.0, 3.0]

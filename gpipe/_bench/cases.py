@@ -7,8 +7,12 @@ not get every byte (or every line).
 
 The kinds, in the order of the report:
 
-* gpipe on the gevent backend between two greenlets, reading with
-  ``readinto`` into a preallocated buffer and with ``read(n)``;
+* gpipe on the gevent backend between two greenlets: the headline,
+  ``readinto1`` into a preallocated buffer (the bytes of one write, as
+  soon as it is there: Go's Read), and two more ways to read,
+  ``readinto`` into a buffer the size of a write and ``read(n)`` with
+  n the size of a write (each waits for that many bytes, which one
+  write brings);
 * the floor of a greenlet handoff on gevent's own primitives: two
   greenlets ping-ponging on two :class:`gevent.lock.Semaphore` objects,
   copying the chunk on each turn (what a pipe built on Semaphores
@@ -18,10 +22,12 @@ The kinds, in the order of the report:
 * :func:`os.pipe` with non-blocking fds, ``gevent.os.nb_write`` and
   ``gevent.os.nb_read`` between two greenlets;
 * memoryview slice assignment in a loop: the copy limit;
-* gpipe on the threading backend between two OS threads, and its peer
-  there, a :class:`queue.Queue` of size 1 with a copying consumer;
-* gpipe's buffered mode, ``pipe(65536)``, with 64-byte writes against
-  :func:`os.pipe` with the same writes;
+* gpipe on the threading backend between two OS threads, read the same
+  three ways, and its peer there, a :class:`queue.Queue` of size 1 with
+  a copying consumer;
+* gpipe's buffered mode, ``pipe(65536)``, with 64-byte writes read by
+  ``readinto1`` into a 64 KiB buffer (``readinto`` would wait for the
+  buffer to fill), against :func:`os.pipe` with the same writes;
 * lines: 80-byte lines written in 64 KiB writes, read by
   ``for line in reader`` and by ``for line in io.BufferedReader(reader)``.
 """
@@ -47,6 +53,10 @@ LINE_WRITE = 64 * KiB  # the write size of the line cases
 
 _perf = time.perf_counter
 _PAGE = 4096
+
+#: How gpipe's consumers read: ``readinto1(buf)`` (the headline),
+#: ``readinto(buf)`` or ``read(n)``.
+MODES = ("readinto1", "readinto", "read")
 
 # A runner moves ``count`` chunks of ``size`` bytes; the seconds it took.
 Runner = Callable[[int, int], float]
@@ -85,7 +95,7 @@ def _check(got: int, expected: int, what: str) -> None:
 
 
 def gpipe_greenlets(size: int, count: int, *, mode: str, bufsize: int = 0) -> float:
-    """gpipe, gevent backend; the consumer uses ``readinto`` or ``read(n)``."""
+    """gpipe, gevent backend; the consumer reads as *mode* says (:data:`MODES`)."""
     import gevent
 
     import gpipe
@@ -104,9 +114,27 @@ def gpipe_greenlets(size: int, count: int, *, mode: str, bufsize: int = 0) -> fl
             write(data)
         writer.close()
 
+    start = _perf()
+    tasks = [gevent.spawn(produce), gevent.spawn(consumer(reader, mode, read_size))]
+    gevent.joinall(tasks, raise_error=True)
+    elapsed = _perf() - start
+    reader.close()
+    _check(tasks[1].value, size * count, "gpipe gevent")
+    return elapsed
+
+
+def consumer(reader: Any, mode: str, read_size: int) -> Callable[[], int]:
+    """A loop that reads *reader* to its end as *mode* says; it returns the bytes.
+
+    ``readinto1`` and ``readinto`` fill one preallocated *read_size*-byte
+    buffer again and again; ``read`` asks for *read_size* bytes.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+
     def consume_into() -> int:
         buf = _buffer(read_size)
-        readinto = reader.readinto
+        readinto = reader.readinto1 if mode == "readinto1" else reader.readinto
         got = 0
         while True:
             n = readinto(buf)
@@ -123,14 +151,7 @@ def gpipe_greenlets(size: int, count: int, *, mode: str, bufsize: int = 0) -> fl
                 return got
             got += len(chunk)
 
-    consume = consume_into if mode == "readinto" else consume_read
-    start = _perf()
-    tasks = [gevent.spawn(produce), gevent.spawn(consume)]
-    gevent.joinall(tasks, raise_error=True)
-    elapsed = _perf() - start
-    reader.close()
-    _check(tasks[1].value, size * count, "gpipe gevent")
-    return elapsed
+    return consume_read if mode == "read" else consume_into
 
 
 def semaphore_floor(size: int, count: int) -> float:
@@ -264,7 +285,10 @@ def memcpy(size: int, count: int) -> float:
 
 
 def gpipe_threads(size: int, count: int, *, mode: str) -> float:
-    """gpipe, threading backend, the producer in a second OS thread."""
+    """gpipe, threading backend, the producer in a second OS thread.
+
+    The consumer reads in the calling thread, as *mode* says (:data:`MODES`).
+    """
     import threading
 
     import gpipe
@@ -284,25 +308,11 @@ def gpipe_threads(size: int, count: int, *, mode: str) -> float:
             writer.close_with_error(exc)
             raise
 
-    got = 0
+    consume = consumer(reader, mode, size)
     start = _perf()
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
-    if mode == "readinto":
-        buf = _buffer(size)
-        readinto = reader.readinto
-        while True:
-            n = readinto(buf)
-            if not n:
-                break
-            got += n
-    else:
-        read = reader.read
-        while True:
-            chunk = read(size)
-            if not chunk:
-                break
-            got += len(chunk)
+    got = consume()
     thread.join()
     elapsed = _perf() - start
     reader.close()
@@ -426,41 +436,52 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
+    "gevent-readinto1": Kind(
+        "gpipe gevent readinto1",
+        lambda s, c: gpipe_greenlets(s, c, mode="readinto1"),
+        None,
+    ),
     "gevent-readinto": Kind(
         "gpipe gevent readinto",
         lambda s, c: gpipe_greenlets(s, c, mode="readinto"),
-        None,
+        "gevent-readinto1",
     ),
     "gevent-read": Kind(
         "gpipe gevent read(n)",
         lambda s, c: gpipe_greenlets(s, c, mode="read"),
-        "gevent-readinto",
+        "gevent-readinto1",
     ),
-    "semaphore-floor": Kind("floor: 2 Semaphores + copy", semaphore_floor, "gevent-readinto"),
-    "channel-copy": Kind("gevent Channel + copy", channel_copy, "gevent-readinto"),
-    "os-pipe": Kind("os.pipe nb_write/nb_read", os_pipe, "gevent-readinto"),
-    "memcpy": Kind("memoryview copy (limit)", memcpy, "gevent-readinto"),
+    "semaphore-floor": Kind("floor: 2 Semaphores + copy", semaphore_floor, "gevent-readinto1"),
+    "channel-copy": Kind("gevent Channel + copy", channel_copy, "gevent-readinto1"),
+    "os-pipe": Kind("os.pipe nb_write/nb_read", os_pipe, "gevent-readinto1"),
+    "memcpy": Kind("memoryview copy (limit)", memcpy, "gevent-readinto1"),
+    "threading-readinto1": Kind(
+        "gpipe threading readinto1",
+        lambda s, c: gpipe_threads(s, c, mode="readinto1"),
+        None,
+        group="threads",
+    ),
     "threading-readinto": Kind(
         "gpipe threading readinto",
         lambda s, c: gpipe_threads(s, c, mode="readinto"),
-        None,
+        "threading-readinto1",
         group="threads",
     ),
     "threading-read": Kind(
         "gpipe threading read(n)",
         lambda s, c: gpipe_threads(s, c, mode="read"),
-        "threading-readinto",
+        "threading-readinto1",
         group="threads",
     ),
     "queue-copy": Kind(
-        "threads Queue(1) + copy", queue_copy, "threading-readinto", group="threads"
+        "threads Queue(1) + copy", queue_copy, "threading-readinto1", group="threads"
     ),
 }
 # 64-byte writes, reads of up to BUFSIZE bytes.
 BUFFERED_KINDS: dict[str, Kind] = {
     "gevent-buffered": Kind(
-        f"gpipe pipe({BUFSIZE}) readinto",
-        lambda s, c: gpipe_greenlets(s, c, mode="readinto", bufsize=BUFSIZE),
+        f"gpipe pipe({BUFSIZE}) readinto1",
+        lambda s, c: gpipe_greenlets(s, c, mode="readinto1", bufsize=BUFSIZE),
         None,
         group="buffered",
     ),

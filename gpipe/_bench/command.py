@@ -14,7 +14,8 @@ from typing import Any
 from . import cases, fairness, memory, report, rounds
 
 DESCRIPTION = """\
-Measure gpipe against what you would use instead -- os.pipe under gevent,
+Measure gpipe's fastest read, readinto1, against its other reads (readinto
+and read(n)) and against what you would use instead -- os.pipe under gevent,
 gevent's Channel with a copy, queue.Queue between threads, a bare memory
 copy, and the floor of a handoff on gevent's Semaphore -- in one process,
 in interleaved rounds, and print the throughputs and gpipe's ratio to each,

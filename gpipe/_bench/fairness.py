@@ -49,7 +49,7 @@ def _gpipe_stream(duration: float) -> tuple[Callable[[], Any], Callable[[], Any]
 
     def consume() -> int:
         buf = _buffer(CHUNK)
-        readinto = reader.readinto
+        readinto = reader.readinto1
         got = 0
         with reader:
             while True:
@@ -91,7 +91,7 @@ def _same(got: int, written: int) -> None:
 
 
 STREAMS: dict[str, tuple[str, Stream]] = {
-    "gpipe": ("gpipe gevent readinto", _gpipe_stream),
+    "gpipe": ("gpipe gevent readinto1", _gpipe_stream),
     "channel-copy": ("gevent Channel + copy", _channel_stream),
 }
 

@@ -3,10 +3,12 @@
 It is drawn for the documentation's performance page, whose text column
 is about 660 px wide: one column of two panels, 6.6 inches wide, saved
 at 200 dpi so that it stays sharp on high-density screens, with text in
-points that read at that width. gpipe's own cases are solid (readinto,
-filled circles) or dotted (read(n), open squares) lines; the peers are
-dashed, each with its own marker, so that lines that lie on each other
-can still be told apart.
+points that read at that width. gpipe's own cases have one colour per
+backend and a line of their own for each way to read: solid with filled
+circles (readinto1, the headline), dash-dotted with open diamonds
+(readinto) and dotted with open squares (read(n)), which lie nearly on
+each other. The peers are dashed, each with its own colour and marker,
+so that lines that lie on each other can still be told apart.
 """
 
 from __future__ import annotations
@@ -24,15 +26,31 @@ FONT_SIZE = 11
 
 # kind -> (line style, marker, hollow marker)
 STYLES = {
-    "gevent-readinto": ("-", "o", False),
+    "gevent-readinto1": ("-", "o", False),
+    "gevent-readinto": ("-.", "d", True),
     "gevent-read": (":", "s", True),
     "semaphore-floor": ("--", "^", False),
     "channel-copy": ("--", "v", False),
     "os-pipe": ("--", "D", False),
     "memcpy": ("--", "X", False),
-    "threading-readinto": ("-", "o", False),
+    "threading-readinto1": ("-", "o", False),
+    "threading-readinto": ("-.", "d", True),
     "threading-read": (":", "s", True),
     "queue-copy": ("--", "P", False),
+}
+# kind -> colour, the same in both panels: one per backend for gpipe.
+COLORS = {
+    "gevent-readinto1": "C0",
+    "gevent-readinto": "C0",
+    "gevent-read": "C0",
+    "semaphore-floor": "C1",
+    "channel-copy": "C2",
+    "os-pipe": "C4",
+    "memcpy": "C7",
+    "threading-readinto1": "C3",
+    "threading-readinto": "C3",
+    "threading-read": "C3",
+    "queue-copy": "C5",
 }
 
 
@@ -68,14 +86,15 @@ def _draw(results: dict[str, Any], path: str) -> None:
 
     fig = Figure(figsize=(WIDTH, 10), layout="constrained")
     top, bottom = fig.subplots(2, 1)
-    for i, (kind, spec) in enumerate(KINDS.items()):
-        color = f"C{i}"  # one colour per kind, in both panels
+    for i, kind in enumerate(KINDS):
+        color = COLORS.get(kind, f"C{i % 10}")
         records = [r for r in results["cases"] if r["kind"] == kind]
         if not records:
             continue
         style = _style(kind, color)
         sizes = [r["size"] for r in records]
-        top.plot(sizes, [r["rate"] for r in records], label=spec.label, **style)
+        # The records' own label and reference: a saved run is drawn as it ran.
+        top.plot(sizes, [r["rate"] for r in records], label=records[0]["label"], **style)
         top.fill_between(
             sizes,
             [r["rate_min"] for r in records],
@@ -84,7 +103,7 @@ def _draw(results: dict[str, Any], path: str) -> None:
             color=color,
             linewidth=0,
         )
-        if spec.reference is None:
+        if records[0]["reference"] is None:
             continue
         found = [(s, ratio(results, kind, s)) for s in sizes]
         points = [(s, c) for s, c in found if c is not None]
@@ -116,9 +135,9 @@ def _draw(results: dict[str, Any], path: str) -> None:
     top.set_ylabel("MB/s (median; band: all rounds)")
     top.set_title("Throughput")
     bottom.axhline(1.0, color="black", linewidth=1)
-    bottom.set_ylabel("gpipe readinto / peer (median, range)")
+    bottom.set_ylabel("gpipe readinto1 / other (median, range)")
     bottom.set_title(
-        "gpipe readinto, same backend, over each peer\n(above 1: gpipe readinto is faster)"
+        "gpipe readinto1, same backend, over each other case\n(above 1: readinto1 is faster)"
     )
     meta = results["meta"]
     title = (

@@ -238,7 +238,9 @@ class _Gate:
         self.pipe = pipe
         self.what = what  # "a read from a PipeReader", for LoopExit notes
         self.owner: Optional[_Call] = None
-        self.queue: deque[_Call] = deque()
+        # The calls queued behind the owner; made when the first one
+        # queues (an idle pipe stays small).
+        self.queue: Optional[deque[_Call]] = None
 
     def enter(self, call: _Call, deadline: Optional[float]) -> None:
         """Make *call* the owner, once the calls before it have left."""
@@ -252,6 +254,8 @@ class _Gate:
             self.owner = call
             return
         call.park(self.pipe.backend)
+        if self.queue is None:
+            self.queue = deque()
         self.queue.append(call)
         try:
             self.pipe.wait(call, deadline, self.what)
@@ -596,7 +600,7 @@ class Pipe:
         with self._mutex:
             gate = self._rgate if reading else self._wgate
             pending = self._read if reading else self._write
-            return len(gate.queue) + (pending is not None)
+            return len(gate.queue or ()) + (pending is not None)
 
     def status(self) -> str:
         """Which ends are closed (for ``repr``)."""

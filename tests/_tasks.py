@@ -146,13 +146,14 @@ def wait_until(backend: str, predicate: Callable[[], bool], what: str) -> None:
 
 
 def reader_blocked(core: Any) -> bool:
-    """A read is waiting in the pipe and no writer has filled it yet."""
-    return core._want is not None and core._got is None
+    """A read is waiting in the pipe for a write (the pending ``_Read``:
+    a writer that fills it withdraws it, a readall stays until EOF)."""
+    return core._read is not None
 
 
 def writer_blocked(core: Any) -> bool:
     """A write is published in the pipe, not yet used up by readers."""
-    return core._wview is not None
+    return core._write is not None
 
 
 class Ledger:

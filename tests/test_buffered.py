@@ -8,7 +8,7 @@ import random
 import pytest
 
 import gpipe
-from gpipe._core import Pipe
+from gpipe._core import BufferedPipe
 from gpipe._pipe import PipeReader, PipeWriter
 
 from .test_interrupt import Interrupt, InterruptAfterWake, spawn, wait_reader_blocked
@@ -38,14 +38,32 @@ def test_writes_return_while_they_fit(bk, buffered):
 
 def test_write_blocks_when_buffer_full(bk, buffered):
     r, w = buffered(4)
+    assert w.write(b"ab") == 2  # fits: buffered
+    # Does not fit in the free room: not split into the buffer, it waits
+    # as an unbuffered write until readers took all of it.
     task = bk.go(w.write, b"0123456789")
     bk.wait_blocked(w)
     assert not task.ready()
-    assert r.read1(2) == b"01"  # frees room: the write refills the buffer
+    assert r.read1(100) == b"ab"  # the buffered bytes first
     assert not task.ready()
-    assert r.read1(100) == b"2345"
-    assert task.get() == 10  # the rest fit into the buffer
-    assert r.read1(100) == b"6789"
+    assert r.read1(2) == b"01"  # room in the buffer now: still not split
+    assert not task.ready()
+    assert r.read1(100) == b"23456789"
+    assert task.get() == 10
+    assert w.write(b"cd") == 2  # the buffer is free again
+    w.close()
+    assert r.readall() == b"cd"
+
+
+def test_read_spans_buffer_and_a_waiting_write(bk, buffered):
+    r, w = buffered(4)
+    assert w.write(b"ab") == 2
+    task = bk.go(w.write, b"0123456789")
+    bk.wait_blocked(w)
+    assert r.read(5) == b"ab012"  # read(n) waits across writes for n bytes
+    assert not task.ready()
+    assert r.read(7) == b"3456789"
+    assert task.get() == 10
 
 
 def test_reader_waiting_gets_data_directly(bk, buffered):
@@ -80,24 +98,46 @@ def test_writer_error_after_buffer(bk, buffered):
 
 def test_reader_close_discards_buffer_and_fails_writer(bk, buffered):
     r, w = buffered(4)
+    assert w.write(b"ab") == 2  # buffered
     task = bk.go(w.write, b"0123456789")
     bk.wait_blocked(w)
     r.close()
-    assert task.get() == 4  # a short write: what the buffer had accepted
-    with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
+    with pytest.raises(gpipe.ClosedPipeError, match="reader was closed") as info:
+        task.get()
+    assert info.value.consumed == 0  # the buffer took none of it
+    with pytest.raises(ValueError, match="read from a closed PipeReader") as rinfo:
         r.read1(1)
+    assert type(rinfo.value) is ValueError
+    with pytest.raises(gpipe.ClosedPipeError, match="reader was closed"):
+        w.write(b"x")  # fits, but the buffer is gone with the reader
 
 
-def test_timed_out_write_reports_buffered_bytes(bk, buffered):
+def test_timed_out_write_reports_what_readers_took(bk, buffered):
+    r, w = buffered(3)
+    assert w.write(b"ab") == 2  # buffered
+    # The buffered bytes, then one byte of the write that does not fit
+    # (whichever of the two calls comes first).
+    task = bk.go(r.read, 3)
+    w.settimeout(0.2)
+    with pytest.raises(TimeoutError, match="write timed out") as info:
+        w.write(b"cdef")
+    assert info.value.consumed == 1  # what readers took of it; none was buffered
+    assert task.get() == b"abc"
+    w.settimeout(None)
+    # The withdrawn "def" is never read.
+    assert w.write(b"XY") == 2
+    w.close()
+    assert r.readall() == b"XY"
+
+
+def test_timed_out_write_that_does_not_fit_is_withdrawn_whole(bk, buffered):
     r, w = buffered(3)
     w.settimeout(0.05)
-    with pytest.raises(TimeoutError) as info:
+    with pytest.raises(TimeoutError, match="write timed out") as info:
         w.write(b"abcdef")
-    assert info.value.consumed == 3
+    assert info.value.consumed == 0  # never split into the buffer
     w.settimeout(None)
-    assert r.read1(100) == b"abc"
-    # The withdrawn "def" is never read.
-    w.write(b"XY")
+    assert w.write(b"XY") == 2
     w.close()
     assert r.readall() == b"XY"
 
@@ -149,7 +189,7 @@ def test_interrupted_read_goes_before_buffered_data(backend_name):
     from gpipe._backends import get_backend
 
     backend = InterruptAfterWake(get_backend(backend_name))
-    core = Pipe(backend, 16)
+    core = BufferedPipe(backend, 16)
     r, w = PipeReader(core), PipeWriter(core)
     backend.armed = True
     get = spawn(backend_name, r.read1, 3)

@@ -1,10 +1,11 @@
 """A write blocked on a full buffer when its own end is closed.
 
-On the unbuffered pipe such a write returns how many bytes readers
-took (a short write), and the next write raises ClosedPipeError;
-readers see exactly those bytes, then the close error. The buffered pipe must keep the same
-rule: bytes of a write that was neither buffered nor read when the
-writer closed are withdrawn, never delivered after the close.
+There are no short writes: such a write raises ClosedPipeError, whose
+``consumed`` is how many bytes readers took of it, and so does the next
+write; readers see exactly those bytes, then the close error. The
+buffered pipe keeps the same rule (a write that does not fit is never
+split into the buffer): bytes of a write that readers had not taken
+when the writer closed are withdrawn, never delivered after the close.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def test_own_close_fails_blocked_write(bk, bufsize):
         writer.close_with_error(LookupError("stop"))
         with pytest.raises(LookupError, match="stop"):
             drain(reader, got)
-        taken = task.get()
-        assert 3 <= taken < len(data)  # a short write: what readers took
-        assert bytes(got) == data[:taken]
+        with pytest.raises(gpipe.ClosedPipeError, match="write to a closed PipeWriter") as info:
+            task.get()
+        assert info.value.consumed == 3  # what readers took; the rest was withdrawn
+        assert bytes(got) == data[:3]
         with pytest.raises(gpipe.ClosedPipeError, match="closed PipeWriter") as info:
             writer.write(b"more")
         assert info.value.consumed == 0

@@ -98,7 +98,8 @@ def test_writer_with_block_left_by_base_exception(bk, kind):
         with w:
             raise kind()
     err = reads_error(r)
-    assert type(err) is gpipe.ClosedPipeError
+    assert type(err) is gpipe.WriterAbortedError
+    assert not isinstance(err, ConnectionError)  # never a BrokenPipeError
     assert str(err) == f"the writer was interrupted by {kind.__name__}"
     assert isinstance(err.__cause__, kind)
 
@@ -138,8 +139,11 @@ def test_writer_with_block_of_killed_greenlet(bk):
     bk.wait_blocked(w)
     g.kill(block=True, timeout=WAIT)
     assert g.dead
-    with pytest.raises(gpipe.ClosedPipeError, match="the writer was interrupted by GreenletExit"):
+    with pytest.raises(
+        gpipe.WriterAbortedError, match="the writer was interrupted by GreenletExit"
+    ) as info:
         r.read()
+    assert isinstance(info.value.__cause__, gevent.GreenletExit)
     r.close()
 
 
@@ -278,7 +282,7 @@ def test_plain_io_wrapper_with_block_left_by_exception(bk, wrap):
 @pytest.mark.parametrize(
     "end,mode,cls",
     [
-        ("r", "rb", io.BufferedReader),
+        ("r", "rb", gpipe.PipeReader),
         ("r", "r", io.TextIOWrapper),
         ("w", "wb", io.BufferedWriter),
         ("w", "w", io.TextIOWrapper),
@@ -301,15 +305,18 @@ def test_makefile_defaults(bk):
     r, w = bk.pipe()
     rf, wf = r.makefile(), w.makefile()
     assert (rf.mode, wf.mode) == ("rb", "wb")
-    assert rf.raw is r and wf.raw is w
+    # The reader is a binary file already: "rb" is the reader itself,
+    # whatever the buffering.
+    assert rf is r and wf.raw is w
     assert r.makefile("rb", 0) is r and w.makefile("wb", 0) is w
+    assert r.makefile("rb", -1) is r and r.makefile("rb", 4096) is r
     wf.close()
     rf.close()
 
     r, w = bk.pipe()
     rt, wt = r.makefile("r"), w.makefile("w", 1)
     assert rt.encoding == wt.encoding == "utf-8"
-    assert rt.buffer.raw is r and wt.buffer.raw is w
+    assert rt.buffer is r and wt.buffer.raw is w
     assert not rt.line_buffering and wt.line_buffering
     task = bk.go(rt.readline)
     wt.write("Grüße\n")  # line buffering: no flush needed
@@ -344,8 +351,10 @@ def test_makefile_on_closed_end(bk):
     r, w = bk.pipe()
     r.close()
     w.close()
-    with pytest.raises(gpipe.ClosedPipeError, match="I/O operation on a closed PipeReader"):
+    # As for any closed file: a plain ValueError on the reader's side.
+    with pytest.raises(ValueError, match="I/O operation on a closed PipeReader") as info:
         r.makefile("rb")
+    assert type(info.value) is ValueError
     with pytest.raises(gpipe.ClosedPipeError, match="I/O operation on a closed PipeWriter"):
         w.makefile("w")
 
@@ -489,19 +498,30 @@ def test_makefile_writer_collected_unclosed(bk, mode):
     messages = collected(drop)
     assert len(messages) == 1 and messages[0].startswith(f"unclosed <gpipe file mode='{mode}'")
     assert w.closed
-    with pytest.raises(gpipe.ClosedPipeError, match="write end collected without close"):
+    with pytest.raises(
+        gpipe.WriterAbortedError, match="the writer was garbage-collected without being closed"
+    ):
         r.read()
     r.close()
 
 
-@pytest.mark.parametrize("mode", ["r", "rb"])
-def test_makefile_reader_collected_unclosed(bk, mode):
+def test_makefile_reader_collected_unclosed(bk):
     r, w = bk.pipe()
-    messages = collected(lambda: r.makefile(mode))
-    assert len(messages) == 1 and messages[0].startswith(f"unclosed <gpipe file mode='{mode}'")
+    messages = collected(lambda: r.makefile("r"))
+    assert len(messages) == 1 and messages[0].startswith("unclosed <gpipe file mode='r'")
     with pytest.raises(gpipe.ClosedPipeError, match="read end collected without close"):
         w.write(b"x")
     w.close()
+
+
+def test_makefile_rb_dropped_leaves_the_reader_open(bk):
+    """makefile("rb") is the reader itself: dropping it drops no file."""
+    r, w = bk.pipe()
+    assert collected(lambda: r.makefile("rb")) == []
+    assert not r.closed
+    task = bk.go(w.write, b"x")
+    assert r.read1(1) == b"x"
+    assert task.get() == 1
 
 
 def die(bk: Harness, fn: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -552,8 +572,8 @@ def test_makefile_writer_of_dead_task_fails_the_pipe(bk, mode, monkeypatch):
     assert OSError in reports
     assert [str(c.message)[:25] for c in caught] == ["unclosed <gpipe file mode"]
     data, err = reader_saw[0]
-    assert isinstance(err, gpipe.ClosedPipeError), (len(data), err)
-    assert str(err) == "write end collected without close"
+    assert type(err) is gpipe.WriterAbortedError, (len(data), err)
+    assert str(err) == "the writer was garbage-collected without being closed"
     assert len(data) < 100_000  # the buffered tail was never sent
     r.close()
 
@@ -711,7 +731,9 @@ def test_producer_makefile_left_open_fails_the_pipe(spawn):  # noqa: F811
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         r = gpipe.spawn_producer(fn)
-        with pytest.raises(gpipe.ClosedPipeError, match="write end collected without close"):
+        with pytest.raises(
+            gpipe.WriterAbortedError, match="the writer was garbage-collected without being closed"
+        ):
             r.read()
     r.close()
     spawn.ended()
@@ -751,7 +773,7 @@ except kind:
 assert writer.backend == backend, writer.backend
 try:
     writer.join(10)
-except gpipe.ClosedPipeError as exc:
+except gpipe.WriterAbortedError as exc:
     print("consumer got:", exc, "- cause:", type(exc.__cause__).__name__)
 except kind:
     delivered += 1

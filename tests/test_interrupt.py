@@ -32,7 +32,6 @@ class InterruptAfterWake:
         self.inner = inner
         self.name = inner.name
         self.dead_end = inner.dead_end
-        self.place = inner.place
         self.armed = False
         self.reader_sem = None
 
@@ -43,18 +42,12 @@ class InterruptAfterWake:
             self.reader_sem = sem
         return sem
 
-    def event(self):
-        return self.inner.event()
-
     def acquire(self, sem, timeout):
         ok = self.inner.acquire(sem, timeout)
         if sem is self.reader_sem and self.armed:
             self.armed = False
             raise Interrupt
         return ok
-
-    def wait(self, event, timeout):
-        return self.inner.wait(event, timeout)
 
 
 def make(backend_name):

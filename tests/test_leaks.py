@@ -71,7 +71,7 @@ def quietly(fn: Any, *args: Any) -> Any:
 
     try:
         return fn(*args)
-    except (Killed, gpipe.ClosedPipeError, TimeoutError) as exc:
+    except (Killed, gpipe.ClosedPipeError, gpipe.WriterAbortedError, TimeoutError) as exc:
         exc.__traceback__ = None
         return exc
 
@@ -122,7 +122,7 @@ def gevent_workload(count: int) -> None:
             g = gevent.spawn(quietly, r.read1, 5)
             gevent.sleep(0)
             del w
-            assert isinstance(g.get(), gpipe.ClosedPipeError)
+            assert isinstance(g.get(), gpipe.WriterAbortedError)
             del r
             continue
         else:  # gated parallel writers, a reader closing on them

@@ -11,8 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import gpipe
-
 from .conftest import WAIT, Harness
 
 # Small alphabets make lines of every length, empty ones, and lines that
@@ -173,8 +171,9 @@ def test_the_reader_closed_during_iteration(bk):
     assert next(it) == b"one\n"
     assert task.get() == 14  # the iterator took all three lines at once
     r.close()  # the lines taken ahead are dropped with the rest
-    with pytest.raises(gpipe.ClosedPipeError, match="read from a closed PipeReader"):
+    with pytest.raises(ValueError, match="read from a closed PipeReader") as info:
         next(it)
+    assert type(info.value) is ValueError
 
 
 def test_readlines_stops_once_the_hint_is_reached(bk):

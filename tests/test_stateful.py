@@ -1,7 +1,7 @@
 """A stateful property test of one pipe against a reference model.
 
 hypothesis drives random sequences of writes (of 0 to 40 bytes), reads
-(``read(n)`` with n = 0, -1 or positive, ``readinto``), closes with and
+(``read1(n)`` with n = 0 or positive, ``readinto1``, ``read(-1)``), closes with and
 without an error from either end, per-end timeouts, ``gevent.Timeout``,
 kills and garbage collection of an end. Every call that may block runs
 as a concurrent task (a greenlet, or an OS thread on the threading
@@ -13,11 +13,12 @@ waits until every call the model says has finished has finished, and
 every call it says is blocked is blocked in the pipe.
 
 The model follows the contract in ``gpipe/_pipe.py``: one write serves
-one or more reads; an interrupted write withdraws what no reader took;
+one or more reads; an interrupted write withdraws what no reader took, and a close that
+ends a write raises too (no short writes), with ``consumed`` set;
 an interrupted read consumes nothing (a reader interrupted after a
-writer filled its request keeps the bytes for the next read); closing
-the reader drops such kept bytes; ``readall`` loses what it gathered
-when it raises.
+writer filled its request keeps the bytes for the next read, and a
+``readall`` that raises gives back what it gathered); closing the
+reader drops such kept bytes.
 
 Independently of the model, :class:`~tests._tasks.Ledger` checks after
 every step that the bytes taken from the pipe are exactly the
@@ -53,11 +54,15 @@ SHORT = 0.004  # a timeout that expires while the machine waits
 
 # How the model names an error: the very instance, or a type and message.
 Err = tuple[Any, ...]
-CLOSED_READER = ("msg", gpipe.ClosedPipeError, "read from a closed PipeReader")
+CLOSED_READER = ("msg", ValueError, "read from a closed PipeReader")
 CLOSED_WRITER = ("msg", gpipe.ClosedPipeError, "write to a closed PipeWriter")
 READER_GONE = ("msg", gpipe.ClosedPipeError, "write to a pipe whose reader was closed")
 READER_COLLECTED = ("msg", gpipe.ClosedPipeError, "read end collected without close")
-WRITER_COLLECTED = ("msg", gpipe.ClosedPipeError, "write end collected without close")
+WRITER_COLLECTED = (
+    "msg",
+    gpipe.WriterAbortedError,
+    "the writer was garbage-collected without being closed",
+)
 READ_TIMEOUT = ("msg", TimeoutError, "read timed out")
 WRITE_TIMEOUT = ("msg", TimeoutError, "write timed out")
 
@@ -149,13 +154,9 @@ class PipeMachine(RuleBasedStateMachine):
         self.resolving.append(("write", call, index, len(data)))
 
     def end_write_by_close(self, pw: Any, err: Err) -> None:
-        """A close ends a blocked write: a short write if readers took part
-        of it (the count is its return value), else it raises *err*."""
-        if pw.off:
-            self.expect_return(pw.call, pw.off)
-            self.resolving.append(("write", pw.call, pw.index, len(pw.data)))
-        else:
-            self.expect_write(pw.call, pw.index, pw.data, err, 0)
+        """A close ends a blocked write: it raises *err*, with ``consumed``
+        the part readers took (no short writes)."""
+        self.expect_write(pw.call, pw.index, pw.data, err, pw.off)
 
     def drop(self, chunk: bytes) -> None:
         self.resolving.append(("drop", chunk))
@@ -170,7 +171,13 @@ class PipeMachine(RuleBasedStateMachine):
             self.expect_return(pr.call, chunk)
 
     def fail_read(self, pr: PendingRead, err: Err) -> None:
-        self.drop(b"".join(pr.acc))
+        """*pr* raises: what it gathered goes back in front of the stream,
+        unless the reader is closed (then no one reads it again)."""
+        gathered = b"".join(pr.acc)
+        if self.rclosed:
+            self.drop(gathered)
+        else:
+            self.pushback = gathered + self.pushback
         self.expect_raise(pr.call, err)
 
     def take(self, n: int) -> tuple[Any, ...]:
@@ -259,8 +266,9 @@ class PipeMachine(RuleBasedStateMachine):
             self.pr = None
             if pr.kind == "readall":
                 pr.acc.append(chunk)
-                # It goes round its loop with the reader's current timeout.
-                self.run_readall(pr, READ_TIMEOUT if self.rtimeout is not None else None)
+                # It waits on, under the deadline it started with: none (a
+                # readall with a timeout never blocks in the model).
+                self.run_readall(pr, None)
             else:
                 self.finish_read(pr, chunk)
             if done == len(data):
@@ -488,8 +496,8 @@ class PipeMachine(RuleBasedStateMachine):
         assert self.w.write(data) == size  # fills the reader, never blocks
         self.ledger.write_result(index, size)
         self.pr = None
-        self.fail_read(pr, ("is", exc))
         self.pushback = data
+        self.fail_read(pr, ("is", exc))  # a readall gives back all it gathered
         self.settle()
 
     @precondition(

@@ -20,7 +20,16 @@ import pytest
 
 import gpipe
 
-from ._tasks import CELL, NativeThread, Records, allocate_lock, payload, wait_until
+from ._tasks import (
+    CELL,
+    NativeThread,
+    Records,
+    allocate_lock,
+    payload,
+    reader_blocked,
+    wait_until,
+    writer_blocked,
+)
 
 THREADS = 8  # writers, and as many readers
 WRITES = 150  # per writer
@@ -115,7 +124,7 @@ def test_gevent_waiter_after_first_thread(reading: bool, first: str) -> None:
                 hold.acquire(True, 30)
 
     def is_blocked() -> bool:
-        return r._pipe._want is not None if reading else r._pipe._wview is not None
+        return reader_blocked(r._pipe) if reading else writer_blocked(r._pipe)
 
     try:
         a = NativeThread(thread_a)

@@ -140,6 +140,8 @@ def test_writer_close_gives_eof(bk):
     w.close()
     assert r.read1(10) == b""
     assert r.readinto1(bytearray(10)) == 0
+    assert r.read(10) == b""
+    assert r.readinto(bytearray(10)) == 0
     assert r.read() == b""
     assert r.readall() == b""
     assert r.readline() == b""
@@ -150,7 +152,14 @@ def test_writer_close_with_error_raises_same_instance(bk):
     r, w = bk.pipe()
     err = Boom("upstream failed")
     w.close_with_error(err)
-    for call in (lambda: r.read1(10), lambda: r.readinto1(bytearray(1)), r.read, r.readline):
+    for call in (
+        lambda: r.read1(10),
+        lambda: r.readinto1(bytearray(1)),
+        lambda: r.read(10),
+        lambda: r.readinto(bytearray(1)),
+        r.read,
+        r.readline,
+    ):
         with pytest.raises(Boom) as info:
             call()
         assert info.value is err
@@ -412,8 +421,11 @@ def test_empty_write_after_a_partial_write_reports_its_own_count(bk):
 def test_empty_reads_return_at_once(bk):
     r, w = bk.pipe()
     assert r.read(0) == b""
+    assert r.read1(0) == b""
     assert r.readinto1(bytearray()) == 0
     assert r.readinto1(memoryview(bytearray(4))[:0]) == 0
+    assert r.readinto(bytearray()) == 0
+    assert r.readinto(memoryview(bytearray(4))[:0]) == 0
 
 
 def test_empty_reads_check_close(bk):

@@ -14,6 +14,7 @@ import gc
 import itertools
 import os
 import sys
+import threading
 import warnings
 import weakref
 
@@ -121,6 +122,35 @@ def test_a_collection_while_a_call_parks_that_closes_the_other_end_is_not_missed
     finally:
         r.close()
         w.close()
+
+
+@pytest.mark.skipif(COMPILED, reason="a trace function sees no compiled frames")
+def test_a_close_run_as_a_read_enters_its_wait_leaves_the_mutex_free(bk):
+    """A signal handler (here: a trace function) closes the writer between
+    the read publishing itself and its wait: the read returns EOF, and the
+    pipe's mutex is free for other threads afterwards."""
+    r, w = bk.pipe()
+    r.settimeout(WAIT / 4)
+    fired = []
+
+    def tracer(frame, event, arg):
+        code = frame.f_code
+        ours = code.co_filename.startswith(GPIPE_DIR)
+        if event == "call" and code.co_name == "wait" and ours and not fired:
+            fired.append(True)
+            w.close()
+
+    sys.settrace(tracer)
+    try:
+        assert r.read1(1) == b""
+    finally:
+        sys.settrace(None)
+    assert fired
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(repr(r)), daemon=True)
+    t.start()
+    t.join(WAIT)
+    assert seen, "another thread is stuck on the pipe's mutex"
 
 
 @pytest.mark.parametrize("data", [b"", b"0123456789"])

@@ -319,35 +319,31 @@ class Pipe:
     def wait(self, call: _Call, deadline: Optional[float], what: str) -> bool:
         """Wait, without the mutex, until *call* is released or time is up.
 
-        The mutex is held again on return, whatever interrupts the wait.
+        The mutex is held again on return, whatever interrupts the wait:
+        a signal handler may raise while acquire() blocks or just after a
+        call returns, and its exception is raised once the mutex is held.
         """
+        mutex = self._mutex
+        interrupt = None
         try:
             if call.done:
                 return True  # a finaliser run since it parked woke it already
-            self._mutex.release()
+            mutex.release()
             return bool(self.backend.acquire(call.sem, _remaining(deadline)))
         except self.backend.dead_end as exc:
             _dead_end(exc, what)
             raise
         finally:
-            self._relock()
-
-    def _relock(self) -> None:
-        """Take the mutex back after a wait. A signal handler that raises
-        while this blocks does not stop it; its exception is raised once
-        the mutex is held."""
-        mutex = self._mutex
-        try:
-            mutex.acquire()
-        except BaseException:
-            # Raised while it blocked, or just after it returned: hold it
-            # (once), then go on raising.
-            while not mutex._is_owned():
+            retaken = False
+            while not retaken:
                 try:
-                    mutex.acquire()
-                except BaseException:  # noqa: BLE001 -- the first one is raised
-                    pass
-            raise
+                    if not mutex._is_owned():
+                        mutex.acquire()
+                    retaken = True
+                except BaseException as exc:  # noqa: BLE001 -- raised below
+                    interrupt = exc
+            if interrupt is not None:
+                raise interrupt
 
     def abandon(self, call: _Call) -> None:
         """Withdraw *call*, which can never run again, and free its gate."""
@@ -506,6 +502,8 @@ class Pipe:
     def _park_read(self, read: _Read, deadline: Optional[float]) -> None:
         """Publish *read* for the next writer to fill, and wait."""
         read.park(self.backend)
+        if self._rclosed is not None or self._wclosed is not None:
+            return  # a finaliser run by a collection in park() closed an end
         self._read = read
         ok = self.wait(read, deadline, self._rgate.what)
         if self._read is read:
@@ -551,6 +549,8 @@ class Pipe:
     def _park_write(self, write: _Write, deadline: Optional[float]) -> None:
         """Publish the rest of *write* and wait until readers used it up."""
         write.park(self.backend)
+        if self._rclosed is not None or self._wclosed is not None:
+            raise self._write_error()  # a finaliser run in park() closed an end
         self._write = write
         try:
             ok = self.wait(write, deadline, self._wgate.what)

@@ -82,8 +82,8 @@ cdef class Pipe:
     cdef public object _rclosed
     cdef public object _wclosed
 
+    @cython.locals(retaken=bint)
     cdef bint wait(self, _Call call, object deadline, str what) except -1
-    cdef void _relock(self) except *
     cpdef void abandon(self, _Call call) except *
     cpdef void give_back(self, bytes data) except *
     cdef void _fail_pending(self) except *

@@ -243,7 +243,14 @@ class Injector:
         self.names: list[str] = []  # of the functions entered, for messages
 
     def __call__(self, frame, event, arg):
-        if event == "call" and frame.f_code.co_filename.startswith(GPIPE_DIR):
+        if (
+            event == "call"
+            and frame.f_code.co_filename.startswith(GPIPE_DIR)
+            # What a finaliser raises never leaves it (it is reported as
+            # unraisable), and repr() is not on the data path (gevent's
+            # report of a failed greenlet calls it).
+            and frame.f_code.co_name not in ("__del__", "__repr__")
+        ):
             self.entries = next(self.counter)
             self.names.append(f"{frame.f_code.co_name} from {frame.f_back.f_code.co_name}")
             if self.entries == self.at and not self.fired:
@@ -315,12 +322,13 @@ def transfer(bk, injector: Injector, reading: str):
 
 @pytest.mark.parametrize("reading", ["read", "readinto", "readline"])
 def test_keyboard_interrupt_at_every_function_entry_loses_nothing(bk, reading):
-    """Never stuck, never an error but the interrupt itself: every call is
-    bounded by its timeout (a lost wakeup raises TimeoutError), and a lock
-    released twice raises RuntimeError; both fail the transfer. The
-    compiled build also never loses or duplicates a byte; the pure-Python
-    build may, where the interrupt lands inside a handoff (as documented
-    in the guide's "Interruptions"): those points are counted, not failed.
+    """Never an error but the interrupt itself (a lock released twice
+    raises RuntimeError, which fails the transfer). The compiled build is
+    also never stuck (every call is bounded by its timeout: a lost wakeup
+    raises TimeoutError) and never loses or duplicates a byte. The
+    pure-Python build may, where the interrupt lands inside a handoff or
+    a close, between recording it and waking the waiting call (as the
+    guide's "Interruptions" says): those points are counted, not failed.
     """
     # Count the entries a transfer reaches, then interrupt each in turn.
     dry = Injector(0)
@@ -332,12 +340,20 @@ def test_keyboard_interrupt_at_every_function_entry_loses_nothing(bk, reading):
     # and the ends' close; pure, the whole core besides.
     assert {"semaphore", "acquire", "close", "_shut"} <= entered, entered
     if not COMPILED:
-        assert {"wait", "_relock", "_take", "leave", "wake"} <= entered, entered
+        assert {"wait", "_take", "leave", "wake"} <= entered, entered
     fired = 0
     mismatched = []
+    stuck = []
     for at in range(1, points + 1):
         injector = Injector(at)
-        delivered, got = transfer(bk, injector, reading)
+        try:
+            delivered, got = transfer(bk, injector, reading)
+        except TimeoutError:
+            if COMPILED:
+                raise
+            stuck.append(at)
+            fired += injector.fired
+            continue
         if got != delivered:
             assert not COMPILED, f"interrupt at entry {at}: {injector.names[at - 1 : at]}"
             mismatched.append(at)
@@ -346,7 +362,8 @@ def test_keyboard_interrupt_at_every_function_entry_loses_nothing(bk, reading):
     assert fired >= points * 0.8
     print(
         f"{bk.name}/{reading}: {fired} injection points checked, "
-        f"bytes lost or duplicated at {len(mismatched)}"
+        f"bytes lost or duplicated at {len(mismatched)}, a call woken by its timeout at "
+        f"{len(stuck)}"
     )
 
 

@@ -157,6 +157,17 @@ def describe(exc: BaseException) -> str:
     )
 
 
+def calmly(fn: Any, *args: Any) -> Any:
+    """``fn(*args)``, called again if the barrage interrupts it: for the
+    harness's own steps (closing an end, stopping the barrage), which
+    must happen whatever lands in them."""
+    while True:
+        try:
+            return fn(*args)
+        except KeyboardInterrupt:
+            stats["harness steps retried"] += 1
+
+
 def main() -> int:
     backend, main_side, seconds, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     faulthandler.dump_traceback_later(max(30.0, 10 * seconds), exit=True)
@@ -174,14 +185,14 @@ def main() -> int:
             write_all(w, writer_rng, seconds, sent)
         except BaseException as exc:
             errors.append(f"writer: {describe(exc)}")
-            w.close_with_error(RuntimeError("the writer failed"))
+            calmly(w.close_with_error, RuntimeError("the writer failed"))
 
     def reader() -> None:
         try:
             read_all(r, reader_rng, got)
         except BaseException as exc:
             errors.append(f"reader: {describe(exc)}")
-        r.close()
+        calmly(r.close)
 
     mine, other = (writer, reader) if main_side == "writer" else (reader, writer)
     stop = threading.Event()
@@ -200,8 +211,8 @@ def main() -> int:
     started = time.monotonic()
     alarm.start()
     mine()
-    stop.set()
-    alarm.join()
+    calmly(stop.set)
+    calmly(alarm.join)
     while True:
         try:
             task.join(4 * seconds + CALL_TIMEOUT)

@@ -5,7 +5,7 @@
 Each pipe has a writer greenlet and a reader greenlet, all alive at
 once. Writers write slices of a random buffer of sizes from 1 byte to
 64 KiB; readers read with sizes from 1 byte to 64 KiB, alternating
-``read`` and ``readinto``. About 1% of the calls run under a short
+``read1`` and ``readinto1``. About 1% of the calls run under a short
 :class:`gevent.Timeout`: an interrupted write contributes exactly the
 ``consumed`` prefix it reports, an interrupted read consumes nothing.
 Every chunk read is checked as it arrives against the write it must
@@ -90,9 +90,9 @@ class Soak:
                 if rng.random() < 0.5:
                     chunk: Any = self.timed(r.read1, size)
                 else:
-                    # A buffer per call: a reader blocked in readinto owns it.
+                    # A buffer per call: a reader blocked in readinto1 owns it.
                     buf = bytearray(size)
-                    n = self.timed(r.readinto, buf)
+                    n = self.timed(r.readinto1, buf)
                     chunk = memoryview(buf)[:n]
             except gevent.Timeout:
                 self.faults += 1

@@ -20,7 +20,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-PROBE = "import gpipe; print(gpipe.COMPILED, repr(gpipe.pipe()[0]).split()[3])"
+# The install under test, not this checkout's editable install (whose
+# import hook an environment may hold).
+PROBE = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+import gpipe
+assert gpipe.__file__.startswith(sys.argv[1]), gpipe.__file__
+print(gpipe.COMPILED, repr(gpipe.pipe()[0]).split()[3])
+"""
+
+
+# No dependencies (this process has them), and no wheel cached by an
+# earlier build of the same source.
+PIP_OPTIONS = ("--no-deps", "--no-cache-dir")
 
 
 def install(target: str, **env: str) -> None:
@@ -33,7 +46,7 @@ def install(target: str, **env: str) -> None:
         ignore=shutil.ignore_patterns(".tox", ".git", "build", "*.so", "*.egg-info", ".venv"),
     )
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", target, source],
+        [sys.executable, "-m", "pip", "install", "-q", *PIP_OPTIONS, "--target", target, source],
         check=True,
         timeout=500,
         env={**os.environ, **env},
@@ -43,7 +56,7 @@ def install(target: str, **env: str) -> None:
 def probe(target: str, **env: str) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PURE_PYTHON")}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", PROBE, target],
         check=True,
         capture_output=True,
         text=True,

@@ -231,6 +231,15 @@ CHUNKS = [b"a" * 5, b"b" * 20, b"c\nc", b"d" * 12 + b"\ne\n"]
 CALL_TIMEOUT = WAIT / 4
 
 
+def _in_finaliser(frame) -> bool:
+    """True if *frame* runs in a ``__del__`` (a collection's finaliser)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 class Injector:
     """A trace function that raises KeyboardInterrupt at the *at*-th entry
     of a gpipe function (0: never), counting entries in every task."""
@@ -246,10 +255,11 @@ class Injector:
         if (
             event == "call"
             and frame.f_code.co_filename.startswith(GPIPE_DIR)
-            # What a finaliser raises never leaves it (it is reported as
-            # unraisable), and repr() is not on the data path (gevent's
-            # report of a failed greenlet calls it).
-            and frame.f_code.co_name not in ("__del__", "__repr__")
+            # repr() is not on the data path (gevent's report of a failed
+            # greenlet calls it), and what a finaliser raises never leaves
+            # it (it is reported as unraisable).
+            and frame.f_code.co_name != "__repr__"
+            and not _in_finaliser(frame)
         ):
             self.entries = next(self.counter)
             self.names.append(f"{frame.f_code.co_name} from {frame.f_back.f_code.co_name}")

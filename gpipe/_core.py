@@ -265,7 +265,6 @@ class _Gate:
         # Re-check: the handover may have raced the timeout.
         if self.owner is not call:
             raise TimeoutError("timed out waiting for another call on this end")
-        call.done = False  # its semaphore was the gate's: start afresh
 
     def leave(self, call: _Call) -> None:
         """Hand the gate to the first live queued call, or free it."""
@@ -511,7 +510,6 @@ class Pipe:
             self._read = None
             if not ok:
                 raise TimeoutError("read timed out")
-        read.done = False  # ready to wait again, if it needs more
 
     # -- writing ---------------------------------------------------------------
 

@@ -75,19 +75,57 @@ _NO_LIMIT = sys.maxsize
 # there can never run again (a greenlet of a hub whose thread is gone),
 # and the other calls stop waiting for it.
 
+# How many semaphores a thread keeps for its next waits.
+_SPARES = 16
+
 
 class _Thread:
-    __slots__ = ("__weakref__",)
+    """The calling native thread (see :func:`_here`): its token, a weak
+    reference to it for pending calls to hold, and the semaphores its
+    finished waits left, to wait on again.
+
+    A semaphore whose acquire returned True is back at 0 with no one
+    waiting, and nobody will release it again: it is as good as new
+    (while its gevent hub lives), and reusing it saves making one per
+    wait. Spares are kept for one backend at a time, the one the thread
+    used last.
+    """
+
+    __slots__ = ("__weakref__", "backend", "ref", "spares")
+
+    def __init__(self) -> None:
+        self.ref = weakref.ref(self)
+        self.backend: Any = None
+        self.spares: list[Any] = []
+
+    def semaphore(self, backend: Any) -> Any:
+        """A semaphore of *backend* at 0: a spare, or a new one."""
+        if self.spares and self.backend is backend:
+            sem = self.spares.pop()
+            hub = getattr(sem, "hub", None)
+            if hub is None or hub.loop is not None:
+                return sem
+            # A gevent semaphore of a hub destroyed since: a wait on it would
+            # switch to that hub. All the spares are its: drop them.
+            self.spares = []
+        return backend.semaphore()
+
+    def keep(self, backend: Any, sem: Any) -> None:
+        """Keep *sem*, acquired and at 0 again, for a later wait."""
+        if self.backend is not backend:
+            self.backend = backend
+            self.spares = []
+        if len(self.spares) < _SPARES:
+            self.spares.append(sem)
 
 
-def _thread_ref() -> Any:
-    """A weak reference to the calling native thread's token."""
+def _here() -> _Thread:
+    """The calling native thread's :class:`_Thread`."""
     try:
-        return _per_thread.ref
+        return _per_thread.here  # type: ignore[no-any-return]
     except AttributeError:
-        token = _per_thread.token = _Thread()
-        ref = _per_thread.ref = weakref.ref(token)
-        return ref
+        here = _per_thread.here = _Thread()
+        return here
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:
@@ -121,6 +159,18 @@ def _dead_end(exc: BaseException, what: str) -> None:
         exc.args = (f"{exc.args[0] if exc.args else ''}\n{note}", *exc.args[1:])
 
 
+def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
+    """``dst[at:at + n] = src[start:start + n]``, for flat byte buffers."""
+    dst[at : at + n] = src[start : start + n]
+
+
+# The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's
+# way of swapping in C: the name is set here, where Cython does not
+# see it): one memmove between the two buffers, with no memoryview
+# slices made and dropped around it.
+locals()["_copy"] = _copy_slices
+
+
 # -- pending calls ------------------------------------------------------------
 
 
@@ -129,17 +179,21 @@ class _Call:
 
     __slots__ = ("done", "over", "sem", "thread")
 
-    def __init__(self) -> None:
+    def start(self) -> None:
+        """The state every call starts in (each kind's ``__init__`` runs
+        this first: compiled, a C call, where ``_Call.__init__(self)``
+        would be a Python one)."""
         self.done = False  # completed or failed, and its semaphore released
         self.over = False  # returned or raised: it owns nothing any more
         self.sem: Any = None  # made when the call first waits
-        self.thread: Any = None  # see _thread_ref(), set when it first waits
+        self.thread: Any = None  # a weak _Thread, set when it first waits
 
     def park(self, backend: Any) -> None:
-        """Get ready to wait: a fresh semaphore, and where the call runs."""
+        """Get ready to wait: a semaphore at 0, and where the call runs."""
+        here = _here()
         self.done = False
-        self.sem = backend.semaphore()
-        self.thread = _thread_ref()
+        self.sem = here.semaphore(backend)
+        self.thread = here.ref
 
     def wake(self) -> None:
         """Mark the call done, then release it (once)."""
@@ -161,7 +215,7 @@ class _Read(_Call):
     __slots__ = ("got", "line", "need", "parts", "size", "view")
 
     def __init__(self, view: Any, size: int, need: int, line: bool) -> None:
-        _Call.__init__(self)
+        self.start()
         self.view = view
         self.size = size
         self.need = need
@@ -189,7 +243,7 @@ class _Read(_Call):
         if self.view is None:
             self.parts.append(bytes(data[start:stop]))
         else:
-            self.view[self.got : self.got + n] = data[start:stop]
+            _copy(self.view, self.got, data, start, n)
         self.got += n
         return n
 
@@ -215,7 +269,7 @@ class _Write(_Call):
     __slots__ = ("error", "off", "view")
 
     def __init__(self, view: Any) -> None:
-        _Call.__init__(self)
+        self.start()
         self.view = view
         self.off = 0
         self.error: Optional[BaseException] = None  # why a close ended it
@@ -328,7 +382,12 @@ class Pipe:
             if call.done:
                 return True  # a finaliser run since it parked woke it already
             mutex.release()
-            return bool(self.backend.acquire(call.sem, _remaining(deadline)))
+            if not self.backend.acquire(call.sem, _remaining(deadline)):
+                return False
+            here = call.thread()
+            if here is not None:  # (always: a waiting thread is alive)
+                here.keep(self.backend, call.sem)
+            return True
         except self.backend.dead_end as exc:
             _dead_end(exc, what)
             raise

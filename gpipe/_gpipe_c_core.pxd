@@ -4,6 +4,8 @@
 # the steps of the compiled code: only where it calls back into Python.
 
 cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from libc.string cimport memmove
 
 cdef object _monotonic
 cdef object _RLock
@@ -14,11 +16,39 @@ cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT
 
 
+cdef Py_ssize_t _SPARES
+
+
+cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
+                       Py_ssize_t n) except *:
+    # _core.py's _copy_slices(), as one memmove: dst[at:at + n] = src[start:start + n]
+    cdef Py_buffer d
+    cdef Py_buffer s
+    PyObject_GetBuffer(dst, &d, PyBUF_WRITABLE)
+    try:
+        PyObject_GetBuffer(src, &s, PyBUF_SIMPLE)
+        try:
+            if at < 0 or start < 0 or n < 0 or at + n > d.len or start + n > s.len:
+                raise ValueError("copy out of bounds")
+            memmove(<char *>d.buf + at, <char *>s.buf + start, n)
+        finally:
+            PyBuffer_Release(&s)
+    finally:
+        PyBuffer_Release(&d)
+
+
 cdef class _Thread:
     cdef object __weakref__
+    cdef public object ref
+    cdef public object backend
+    cdef public list spares
+
+    @cython.locals(sem=object, hub=object)
+    cdef object semaphore(self, object backend)
+    cdef void keep(self, object backend, object sem) except *
 
 
-cdef object _thread_ref()
+cdef _Thread _here()
 cdef object _deadline(object timeout)
 cdef object _remaining(object deadline)
 cdef void _consumed(BaseException exc, Py_ssize_t count)
@@ -30,6 +60,8 @@ cdef class _Call:
     cdef public object sem
     cdef public object thread
 
+    cdef void start(self)
+    @cython.locals(here=_Thread)
     cdef void park(self, object backend) except *
     cdef void wake(self) except *
     cpdef bint gone(self) except -1
@@ -82,7 +114,7 @@ cdef class Pipe:
     cdef public object _rclosed
     cdef public object _wclosed
 
-    @cython.locals(retaken=bint)
+    @cython.locals(retaken=bint, here=_Thread)
     cdef bint wait(self, _Call call, object deadline, str what) except -1
     cpdef void abandon(self, _Call call) except *
     cpdef void give_back(self, bytes data) except *

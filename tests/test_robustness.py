@@ -347,8 +347,9 @@ def test_keyboard_interrupt_at_every_function_entry_loses_nothing(bk, reading):
     points = dry.entries
     entered = {name.split()[0] for name in dry.names}
     # Compiled, the Python code a transfer enters is the backend's waits
+    # (and semaphore(), unless the thread has spares from earlier waits)
     # and the ends' close; pure, the whole core besides.
-    assert {"semaphore", "acquire", "close", "_shut"} <= entered, entered
+    assert {"acquire", "close", "_shut"} <= entered, entered
     if not COMPILED:
         assert {"wait", "_take", "leave", "wake"} <= entered, entered
     fired = 0

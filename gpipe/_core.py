@@ -166,7 +166,7 @@ def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
 
 # The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's
 # way of swapping in C: the name is set here, where Cython does not
-# see it): one memmove between the two buffers, with no memoryview
+# see it, nor do the linters): one memmove between the two buffers, with no memoryview
 # slices made and dropped around it.
 locals()["_copy"] = _copy_slices
 
@@ -243,7 +243,7 @@ class _Read(_Call):
         if self.view is None:
             self.parts.append(bytes(data[start:stop]))
         else:
-            _copy(self.view, self.got, data, start, n)
+            _copy(self.view, self.got, data, start, n)  # type: ignore[name-defined]  # noqa: F821
         self.got += n
         return n
 

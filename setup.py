@@ -18,7 +18,8 @@ exec(read("gpipe", "_version.py"), version)
 
 def extensions():
     """The compiled build of gpipe/_core.py, as gevent compiles its own
-    primitives: the same .py, typed by gpipe/_gpipe_c_core.pxd.
+    primitives: the same .py, typed by gpipe/_gpipe_c_core.pxd; and the
+    C-level mutex it uses, gpipe/_gpipe_c_mutex.pyx.
 
     None without Cython (an install with no build isolation) or with
     PURE_PYTHON set: then gpipe runs its pure-Python build.
@@ -32,10 +33,16 @@ def extensions():
     core = Extension(
         "gpipe._gpipe_c_core",
         sources=["gpipe/_core.py"],
-        depends=["gpipe/_gpipe_c_core.pxd"],
+        depends=["gpipe/_gpipe_c_core.pxd", "gpipe/_gpipe_c_mutex.pxd"],
+    )
+    # The core's mutex, a C-level lock (the pure build's is _thread.RLock).
+    mutex = Extension(
+        "gpipe._gpipe_c_mutex",
+        sources=["gpipe/_gpipe_c_mutex.pyx"],
+        depends=["gpipe/_gpipe_c_mutex.pxd"],
     )
     return cythonize(
-        [core],
+        [mutex, core],
         # The C source apart for each interpreter: builds for several
         # interpreters may run at once in one checkout.
         build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",

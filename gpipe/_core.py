@@ -53,7 +53,12 @@ from ._errors import ClosedPipeError
 __all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
 
 _monotonic = time.monotonic
-_RLock = _original("_thread", "RLock")
+
+# The pipe's mutex (see Pipe): a native reentrant lock. Compiled,
+# _new_mutex is the .pxd's instead (set here, where Cython does not see
+# it), which makes the same lock as a gpipe._gpipe_c_mutex.Mutex, whose
+# acquire and release the compiled core calls as C functions.
+locals()["_new_mutex"] = _original("_thread", "RLock")
 _newline = re.compile(b"\n").search
 
 # How one end was closed: the error given to close_with_error() and the
@@ -356,7 +361,7 @@ class Pipe:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
-        self._mutex = _RLock()
+        self._mutex = _new_mutex()  # type: ignore[name-defined]  # noqa: F821
         self._rgate = _Gate(self, "a read from a PipeReader")
         self._wgate = _Gate(self, "a write to a PipeWriter")
         self._read: Optional[_Read] = None  # the read waiting for a write

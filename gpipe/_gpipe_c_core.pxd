@@ -7,8 +7,9 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.string cimport memmove
 
+from gpipe._gpipe_c_mutex cimport Mutex
+
 cdef object _monotonic
-cdef object _RLock
 cdef object _newline
 cdef object _per_thread
 cdef object ClosedPipeError
@@ -17,6 +18,11 @@ cdef Py_ssize_t _NO_LIMIT
 
 
 cdef Py_ssize_t _SPARES
+
+
+cdef inline Mutex _new_mutex():
+    # _core.py's _thread.RLock, in C
+    return Mutex()
 
 
 cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
@@ -104,7 +110,7 @@ cdef class _Gate:
 
 cdef class Pipe:
     cdef public object backend
-    cdef public object _mutex
+    cdef public Mutex _mutex
     cdef public _Gate _rgate
     cdef public _Gate _wgate
     cdef public _Read _read
@@ -114,7 +120,7 @@ cdef class Pipe:
     cdef public object _rclosed
     cdef public object _wclosed
 
-    @cython.locals(retaken=bint, here=_Thread)
+    @cython.locals(retaken=bint, here=_Thread, mutex=Mutex)
     cdef bint wait(self, _Call call, object deadline, str what) except -1
     cpdef void abandon(self, _Call call) except *
     cpdef void give_back(self, bytes data) except *

@@ -183,6 +183,7 @@ class _Call:
     """One call of one side: what it owns, and how to wake it."""
 
     __slots__ = ("done", "over", "sem", "thread")
+    what = "a pipe call"  # each kind says which, for LoopExit notes
 
     def start(self) -> None:
         """The state every call starts in (each kind's ``__init__`` runs
@@ -218,6 +219,7 @@ class _Read(_Call):
     """
 
     __slots__ = ("got", "line", "need", "parts", "size", "view")
+    what = "a read from a PipeReader"
 
     def __init__(self, view: Any, size: int, need: int, line: bool) -> None:
         self.start()
@@ -272,6 +274,7 @@ class _Write(_Call):
     """A write of the byte memoryview *view*; *off* bytes of it were read."""
 
     __slots__ = ("error", "off", "view")
+    what = "a write to a PipeWriter"
 
     def __init__(self, view: Any) -> None:
         self.start()
@@ -288,36 +291,34 @@ class _Gate:
 
     The owner is a call object. A call queued behind it waits on its own
     semaphore; leaving hands the gate straight to the first live one.
-    Used under the pipe's mutex.
+    Used under the mutex of the pipe it belongs to.
     """
 
-    __slots__ = ("owner", "pipe", "queue", "what")
+    __slots__ = ("owner", "queue")
 
-    def __init__(self, pipe: Pipe, what: str) -> None:
-        self.pipe = pipe
-        self.what = what  # "a read from a PipeReader", for LoopExit notes
+    def __init__(self) -> None:
         self.owner: Optional[_Call] = None
         # The calls queued behind the owner; made when the first one
         # queues (an idle pipe stays small).
         self.queue: Optional[deque[_Call]] = None
 
-    def enter(self, call: _Call, deadline: Optional[float]) -> None:
+    def enter(self, pipe: Pipe, call: _Call, deadline: Optional[float]) -> None:
         """Make *call* the owner, once the calls before it have left."""
         owner = self.owner
         if owner is not None and (owner.over or owner.gone()):
             # It can never leave: an interrupt cut its leaving short, or
             # its thread exited while it waited.
-            self.pipe.abandon(owner)
+            pipe.abandon(owner)
             owner = self.owner
         if owner is None and not self.queue:
             self.owner = call
             return
-        call.park(self.pipe.backend)
+        call.park(pipe.backend)
         if self.queue is None:
             self.queue = deque()
         self.queue.append(call)
         try:
-            self.pipe.wait(call, deadline, self.what)
+            pipe.wait(call, deadline)
         finally:
             if self.owner is not call:
                 self.queue.remove(call)
@@ -362,19 +363,20 @@ class Pipe:
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self._mutex = _new_mutex()  # type: ignore[name-defined]  # noqa: F821
-        self._rgate = _Gate(self, "a read from a PipeReader")
-        self._wgate = _Gate(self, "a write to a PipeWriter")
+        self._rgate = _Gate()
+        self._wgate = _Gate()
         self._read: Optional[_Read] = None  # the read waiting for a write
         self._write: Optional[_Write] = None  # the write waiting for readers
-        # Bytes given back (or buffered by BufferedPipe), read first.
-        self._unread = bytearray()
+        # Bytes given back (or buffered by BufferedPipe), read first; None
+        # while there are none (an idle pipe keeps no buffer).
+        self._unread: Optional[bytearray] = None
         self._lines: Optional[_Lines] = None  # lines an iterator took ahead
         self._rclosed: Optional[tuple[Any, Any]] = None  # how the reader was closed
         self._wclosed: Optional[tuple[Any, Any]] = None  # how the writer was closed
 
     # -- waiting ---------------------------------------------------------------
 
-    def wait(self, call: _Call, deadline: Optional[float], what: str) -> bool:
+    def wait(self, call: _Call, deadline: Optional[float]) -> bool:
         """Wait, without the mutex, until *call* is released or time is up.
 
         The mutex is held again on return, whatever interrupts the wait:
@@ -394,7 +396,7 @@ class Pipe:
                 here.keep(self.backend, call.sem)
             return True
         except self.backend.dead_end as exc:
-            _dead_end(exc, what)
+            _dead_end(exc, call.what)
             raise
         finally:
             retaken = False
@@ -422,7 +424,10 @@ class Pipe:
     def give_back(self, data: bytes) -> None:
         """Put bytes taken from writers back in front of the stream."""
         if data and self._rclosed is None:
-            self._unread[0:0] = data
+            if self._unread is None:
+                self._unread = bytearray(data)
+            else:
+                self._unread[0:0] = data
 
     # -- closing ---------------------------------------------------------------
 
@@ -430,7 +435,7 @@ class Pipe:
         with self._mutex:
             if self._rclosed is None:  # the first close wins
                 self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
-                del self._unread[:]  # no one will read it
+                self._unread = None  # no one will read it
                 if self._lines is not None:
                     self._lines.stop()
                 self._fail_pending()
@@ -440,6 +445,12 @@ class Pipe:
             if self._wclosed is None:
                 self._wclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
                 self._fail_pending()
+
+    def close_error(self, reading: bool) -> Optional[BaseException]:
+        """The error the reader (*reading*) or the writer was closed with;
+        None while it is open or after a clean close."""
+        closed = self._rclosed if reading else self._wclosed
+        return None if closed is None else closed[0]
 
     def _fail_pending(self) -> None:
         """Wake both pending calls after a close; each reads its outcome.
@@ -506,7 +517,7 @@ class Pipe:
         deadline = _deadline(timeout)
         with self._mutex:
             try:
-                self._rgate.enter(read, deadline)
+                self._rgate.enter(self, read, deadline)
                 return self._read_gated(read, deadline)
             finally:
                 read.over = True
@@ -537,8 +548,12 @@ class Pipe:
             raise
 
     def _take_unread(self, read: _Read) -> None:
-        n = read.fill(self._unread, 0)
-        del self._unread[:n]
+        unread = self._unread
+        assert unread is not None
+        n = read.fill(unread, 0)
+        del unread[:n]
+        if not unread:
+            self._unread = None
 
     def _take(self, read: _Read, write: _Write) -> None:
         """Copy from the pending write; wake its writer once it is used up."""
@@ -568,7 +583,7 @@ class Pipe:
         if self._rclosed is not None or self._wclosed is not None:
             return  # a finaliser run by a collection in park() closed an end
         self._read = read
-        ok = self.wait(read, deadline, self._rgate.what)
+        ok = self.wait(read, deadline)
         if self._read is read:
             # Nobody filled it and no close came: the time is up.
             self._read = None
@@ -582,7 +597,7 @@ class Pipe:
         deadline = _deadline(timeout)
         with self._mutex:
             try:
-                self._wgate.enter(write, deadline)
+                self._wgate.enter(self, write, deadline)
                 self._write_gated(write, deadline)
             except BaseException as exc:
                 _consumed(exc, write.off)
@@ -615,7 +630,7 @@ class Pipe:
             raise self._write_error()  # a finaliser run in park() closed an end
         self._write = write
         try:
-            ok = self.wait(write, deadline, self._wgate.what)
+            ok = self.wait(write, deadline)
         finally:
             if self._write is write:
                 self._write = None  # withdrawn: no reader will see the rest
@@ -699,14 +714,18 @@ class BufferedPipe(Pipe):
 
     def write(self, write: _Write, timeout: Optional[float]) -> None:
         with self._mutex:
+            unread = self._unread
             if (
                 self._wgate.owner is None
                 and self._read is None
                 and self._rclosed is None
                 and self._wclosed is None
-                and len(self._unread) + len(write.view) <= self.bufsize
+                and (0 if unread is None else len(unread)) + len(write.view) <= self.bufsize
             ):
-                self._unread += write.view
+                if unread is None:
+                    self._unread = bytearray(write.view)
+                else:
+                    unread += write.view
                 write.off = len(write.view)
                 return
         Pipe.write(self, write, timeout)

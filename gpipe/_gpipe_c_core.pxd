@@ -98,12 +98,10 @@ cdef class _Write(_Call):
 
 cdef class _Gate:
     cdef public object owner
-    cdef public Pipe pipe
     cdef public object queue
-    cdef public str what
 
     @cython.locals(owner=_Call)
-    cdef void enter(self, _Call call, object deadline) except *
+    cdef void enter(self, Pipe pipe, _Call call, object deadline) except *
     @cython.locals(nxt=_Call)
     cpdef void leave(self, _Call call) except *
 
@@ -121,7 +119,7 @@ cdef class Pipe:
     cdef public object _wclosed
 
     @cython.locals(retaken=bint, here=_Thread, mutex=Mutex)
-    cdef bint wait(self, _Call call, object deadline, str what) except -1
+    cdef bint wait(self, _Call call, object deadline) except -1
     cpdef void abandon(self, _Call call) except *
     cpdef void give_back(self, bytes data) except *
     cdef void _fail_pending(self) except *
@@ -130,7 +128,7 @@ cdef class Pipe:
     cdef bint _at_end(self, _Read read) except -1
     cpdef object read(self, _Read read, object timeout)
     cdef object _read_gated(self, _Read read, object deadline)
-    @cython.locals(n=Py_ssize_t)
+    @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *
     @cython.locals(off=Py_ssize_t, n=Py_ssize_t)
     cdef void _take(self, _Read read, _Write write) except *

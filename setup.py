@@ -41,8 +41,11 @@ def extensions():
         sources=["gpipe/_gpipe_c_mutex.pyx"],
         depends=["gpipe/_gpipe_c_mutex.pxd"],
     )
+    # The backends, compiled as they are (no .pxd): the core calls their
+    # semaphore() and acquire() on every wait.
+    backends = Extension("gpipe._gpipe_c_backends", sources=["gpipe/_backends.py"])
     return cythonize(
-        [mutex, core],
+        [mutex, core, backends],
         # The C source apart for each interpreter: builds for several
         # interpreters may run at once in one checkout.
         build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",

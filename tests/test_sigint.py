@@ -11,6 +11,11 @@ ones). Signals are handled in the main thread only: each case puts one
 side there, the other in a greenlet (gevent) or an OS thread
 (threading).
 
+Compiled, a signal handler can run inside a pipe call only where the
+call waits (the gevent hub, a native lock's interrupted acquire): the
+core, its mutex and the backends run no Python code of their own. Most
+signals are handled between calls, which the stream must survive too.
+
 The compiled build promises this; the pure-Python one does not (a
 signal can land between any two of its bytecodes, and gevent's own
 pure-Python primitives have the same limit), so these cases run on the
@@ -64,7 +69,10 @@ def test_sigint_barrage_while_streaming(backend, main):
     print(summary)
     assert not summary["errors"], "\n".join(summary["errors"]) + f"\n{summary}"
     assert done.returncode == 0, done.stderr
-    # The barrage reached the pipe: interrupts landed inside its calls.
-    landed = summary.get("raised in a pipe call", 0) + summary.get("raised in the hub", 0)
-    assert landed >= 20, summary
+    # The barrage ran: the process handled its signals. Compiled, the
+    # pipe's calls run no Python code of their own (the core, its mutex
+    # and the backends are all C), so a handler runs inside a call only
+    # where it waits (gevent's hub, an interrupted native lock); most
+    # land between calls. The stream must be exact either way.
+    assert summary["signals handled"] >= 20, summary
     assert summary["bytes"] > 0

@@ -71,6 +71,9 @@ _PLAIN = (None, None)
 # buffer, and a C ssize_t.
 _NO_LIMIT = sys.maxsize
 
+# The parts of every read into a view (see _Read): none, ever.
+_NO_PARTS: list[bytes] = []
+
 
 # -- where a call runs ------------------------------------------------------
 #
@@ -166,6 +169,8 @@ def _dead_end(exc: BaseException, what: str) -> None:
 
 def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
     """``dst[at:at + n] = src[start:start + n]``, for flat byte buffers."""
+    if type(src) is bytes and (start or n != len(src)):
+        src = memoryview(src)  # (a slice of bytes would be a copy)
     dst[at : at + n] = src[start : start + n]
 
 
@@ -228,7 +233,8 @@ class _Read(_Call):
         self.need = need
         self.line = line
         self.got = 0
-        self.parts: list[bytes] = []
+        # A read into a view has no parts: all of them share one empty list.
+        self.parts: list[bytes] = [] if view is None else _NO_PARTS
 
     def full(self) -> bool:
         """True once the read has all it asked for."""
@@ -271,7 +277,8 @@ class _Read(_Call):
 
 
 class _Write(_Call):
-    """A write of the byte memoryview *view*; *off* bytes of it were read."""
+    """A write of *view* (bytes, or a flat byte memoryview); *off* bytes
+    of it were read."""
 
     __slots__ = ("error", "off", "view")
     what = "a write to a PipeWriter"
@@ -866,6 +873,26 @@ def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
         end = buffer = view = None  # type: ignore[assignment]
 
 
+def _write(end: Any, data: Any) -> int:
+    """``write`` on the writer *end*."""
+    # A view of our own, even of the caller's memoryview (see _readinto);
+    # bytes need none: nothing can resize or release them.
+    view: Any = data if type(data) is bytes else _byte_view(data, "write() argument", False)
+    pipe = end._pipe
+    try:
+        n = len(view)
+        if not n:
+            pipe.check_write()
+            return 0
+        pipe.write(_Write(view), end._timeout)
+        return n
+    finally:
+        if view is not data:
+            # Let go of the caller's buffer: it may be resized at once.
+            view.release()
+        end = data = view = pipe = None
+
+
 class ReaderMethods:
     """The data methods of :class:`~gpipe.PipeReader` (documented there)."""
 
@@ -1013,22 +1040,7 @@ class WriterMethods:
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        # A view of our own, even of the caller's memoryview (see readinto).
-        if type(data) is bytes:
-            view = memoryview(data)
-        else:
-            view = _byte_view(data, "write() argument", writable=False)
-        try:
-            n = len(view)
-            if not n:
-                self._pipe.check_write()
-                return 0
-            self._pipe.write(_Write(view), self._timeout)
-            return n
-        finally:
-            # Let go of the caller's buffer: it may be resized at once.
-            view.release()
-            self = data = view = None  # type: ignore[assignment]
+        return _write(self, data)
 
 
 # gevent's way: the compiled build of this very file replaces it, unless

@@ -15,6 +15,7 @@ cdef object _per_thread
 cdef object ClosedPipeError
 cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT
+cdef list _NO_PARTS
 
 
 cdef Py_ssize_t _SPARES
@@ -157,3 +158,5 @@ cdef Py_ssize_t _size(object size, str name) except? -2
 cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
 @cython.locals(n=Py_ssize_t)
 cdef object _readinto(object end, object buffer, bint one, str name)
+@cython.locals(pipe=Pipe, n=Py_ssize_t)
+cdef object _write(object end, object data)

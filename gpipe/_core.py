@@ -1040,7 +1040,11 @@ class WriterMethods:
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        return _write(self, data)
+        try:
+            return _write(self, data)
+        finally:
+            # No reference cycle through a traceback keeps the end.
+            self = data = None  # type: ignore[assignment]
 
 
 # gevent's way: the compiled build of this very file replaces it, unless

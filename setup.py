@@ -44,15 +44,19 @@ def extensions():
     # The backends, compiled as they are (no .pxd): the core calls their
     # semaphore() and acquire() on every wait.
     backends = Extension("gpipe._gpipe_c_backends", sources=["gpipe/_backends.py"])
-    return cythonize(
-        [mutex, core, backends],
-        # The C source apart for each interpreter: builds for several
-        # interpreters may run at once in one checkout.
-        build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",
-        language_level="3str",
-        compiler_directives={"binding": True, "annotation_typing": False},
-        quiet=True,
-    )
+    try:
+        return cythonize(
+            [mutex, core, backends],
+            # The C source apart for each interpreter: builds for several
+            # interpreters may run at once in one checkout.
+            build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",
+            language_level="3str",
+            compiler_directives={"binding": True, "annotation_typing": False},
+            quiet=True,
+        )
+    except Exception as exc:  # noqa: BLE001 -- a Cython that cannot compile it
+        print(f"gpipe: Cython failed ({exc}); installing the pure-Python build", file=sys.stderr)
+        return []
 
 
 class OptionalBuildExt(build_ext):

@@ -10,7 +10,10 @@ and calls from several native threads may use one pipe. The core keeps
 a few per thread for its next waits (see ``_core._Thread``).
 
 Compiled (``gpipe._gpipe_c_backends``, this same file), the core's
-calls to ``semaphore()`` and ``acquire()`` cost no Python frame.
+calls to ``semaphore()`` and ``acquire()`` cost no Python frame. This
+module's namespace is then a copy of the compiled module's, whose
+functions look their globals up in the compiled module: rebinding a
+name here changes nothing (``get_backend.__globals__`` is where to).
 
 The gevent backend hands out :class:`gevent.lock.Semaphore`, so a
 blocked call yields to its thread's hub like any gevent primitive

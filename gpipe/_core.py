@@ -56,8 +56,9 @@ _monotonic = time.monotonic
 
 # The pipe's mutex (see Pipe): a native reentrant lock. Compiled,
 # _new_mutex is the .pxd's instead (set here, where Cython does not see
-# it), which makes the same lock as a gpipe._gpipe_c_mutex.Mutex, whose
-# acquire and release the compiled core calls as C functions.
+# it), which makes the same lock as a gpipe._gpipe_c_mutex.Mutex: wait()
+# gives and retakes it with C calls (a `with` block still looks up and
+# calls its __enter__ and __exit__ as any object's).
 locals()["_new_mutex"] = _original("_thread", "RLock")
 _newline = re.compile(b"\n").search
 
@@ -114,7 +115,7 @@ class _Thread:
             if hub is None or hub.loop is not None:
                 return sem
             # A gevent semaphore of a hub destroyed since: a wait on it would
-            # switch to that hub. All the spares are its: drop them.
+            # switch to that hub. Others may be that hub's too: drop them all.
             self.spares = []
         return backend.semaphore()
 
@@ -512,10 +513,11 @@ class Pipe:
     def check_write(self) -> None:
         """The checks of a write, for an empty write that must not block."""
         with self._mutex:
-            if self._rclosed is not None or self._wclosed is not None:
-                exc = self._write_error()
-                _consumed(exc, 0)
-                raise exc
+            if self._rclosed is None and self._wclosed is None:
+                return
+            exc = self._write_error()
+        _consumed(exc, 0)  # (without the mutex, as in write())
+        raise exc
 
     # -- reading ---------------------------------------------------------------
 
@@ -602,16 +604,18 @@ class Pipe:
     def write(self, write: _Write, timeout: Optional[float]) -> None:
         """Hand all of *write* to readers, or raise with ``consumed`` set."""
         deadline = _deadline(timeout)
-        with self._mutex:
-            try:
-                self._wgate.enter(self, write, deadline)
-                self._write_gated(write, deadline)
-            except BaseException as exc:
-                _consumed(exc, write.off)
-                raise
-            finally:
-                write.over = True
-                self._wgate.leave(write)
+        try:
+            with self._mutex:
+                try:
+                    self._wgate.enter(self, write, deadline)
+                    self._write_gated(write, deadline)
+                finally:
+                    write.over = True
+                    self._wgate.leave(write)
+        except BaseException as exc:
+            # Without the mutex: a close error's __setattr__ is the caller's code.
+            _consumed(exc, write.off)
+            raise
 
     def _write_gated(self, write: _Write, deadline: Optional[float]) -> None:
         if self._rclosed is not None or self._wclosed is not None:

@@ -35,7 +35,7 @@ cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
     try:
         PyObject_GetBuffer(src, &s, PyBUF_SIMPLE)
         try:
-            if at < 0 or start < 0 or n < 0 or at + n > d.len or start + n > s.len:
+            if at < 0 or start < 0 or n < 0 or n > d.len - at or n > s.len - start:
                 raise ValueError("copy out of bounds")
             memmove(<char *>d.buf + at, <char *>s.buf + start, n)
         finally:
@@ -109,7 +109,7 @@ cdef class _Gate:
 
 cdef class Pipe:
     cdef public object backend
-    cdef public Mutex _mutex
+    cdef readonly Mutex _mutex
     cdef public _Gate _rgate
     cdef public _Gate _wgate
     cdef public _Read _read

@@ -2,11 +2,13 @@
 given in C.
 
 The pure-Python build uses :class:`_thread.RLock` (see ``_core.py``);
-this is the same lock with the methods the core calls, ``acquire()``,
-``release()``, ``_is_owned()`` and ``with``, so that the compiled core
-calls them as C functions. A blocking acquire waits without the GIL and
-is not interrupted by signals: the mutex is only ever held for a few
-steps, never while a call waits.
+this is the same lock with the methods the core uses, ``acquire()``,
+``release()``, ``_is_owned()`` and ``with``; the first three the
+compiled core calls as C functions. A blocking acquire waits without
+the GIL and is not interrupted by signals (Ctrl-C cannot break it, as
+it can ``RLock.acquire()`` in the main thread): the mutex is only ever
+held for a few steps, never while a call waits, and no code of the
+caller's runs under it but finalisers.
 """
 
 from cpython.pythread cimport (

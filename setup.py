@@ -18,7 +18,8 @@ exec(read("gpipe", "_version.py"), version)
 
 def extensions():
     """The compiled build of gpipe/_core.py, as gevent compiles its own
-    primitives: the same .py, typed by gpipe/_gpipe_c_core.pxd.
+    primitives: the same .py, typed by gpipe/_gpipe_c_core.pxd; and the
+    C-level mutex it uses, gpipe/_gpipe_c_mutex.pyx.
 
     None without Cython (an install with no build isolation) or with
     PURE_PYTHON set: then gpipe runs its pure-Python build.
@@ -32,17 +33,30 @@ def extensions():
     core = Extension(
         "gpipe._gpipe_c_core",
         sources=["gpipe/_core.py"],
-        depends=["gpipe/_gpipe_c_core.pxd"],
+        depends=["gpipe/_gpipe_c_core.pxd", "gpipe/_gpipe_c_mutex.pxd"],
     )
-    return cythonize(
-        [core],
-        # The C source apart for each interpreter: builds for several
-        # interpreters may run at once in one checkout.
-        build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",
-        language_level="3str",
-        compiler_directives={"binding": True, "annotation_typing": False},
-        quiet=True,
+    # The core's mutex, a C-level lock (the pure build's is _thread.RLock).
+    mutex = Extension(
+        "gpipe._gpipe_c_mutex",
+        sources=["gpipe/_gpipe_c_mutex.pyx"],
+        depends=["gpipe/_gpipe_c_mutex.pxd"],
     )
+    # The backends, compiled as they are (no .pxd): the core calls their
+    # semaphore() and acquire() on every wait.
+    backends = Extension("gpipe._gpipe_c_backends", sources=["gpipe/_backends.py"])
+    try:
+        return cythonize(
+            [mutex, core, backends],
+            # The C source apart for each interpreter: builds for several
+            # interpreters may run at once in one checkout.
+            build_dir=f"build/cython{sys.version_info[0]}{sys.version_info[1]}",
+            language_level="3str",
+            compiler_directives={"binding": True, "annotation_typing": False},
+            quiet=True,
+        )
+    except Exception as exc:  # noqa: BLE001 -- a Cython that cannot compile it
+        print(f"gpipe: Cython failed ({exc}); installing the pure-Python build", file=sys.stderr)
+        return []
 
 
 class OptionalBuildExt(build_ext):

@@ -2,7 +2,7 @@
 
 Timings on a shared machine move by tens of percent; instruction counts
 do not. This runs valgrind's callgrind over a fixed number of 64-byte
-handoffs between two greenlets, for three cases side by side:
+handoffs between two greenlets, for four cases side by side:
 
 * ``floor``: two greenlets take turns on two :class:`gevent.lock.Semaphore`
   objects, copying the 64 bytes on each turn (the least a pipe built on
@@ -11,7 +11,9 @@ handoffs between two greenlets, for three cases side by side:
   consumer copies into a buffer;
 * ``gpipe``: ``pipe(backend="gevent")``, the writer greenlet calling
   ``w.write(block)``, the reader greenlet ``r.readinto1(buf)``
-  (``readinto`` where there is no ``readinto1``).
+  (``readinto`` where there is no ``readinto1``);
+* ``gpipe-pure``: the same on gpipe's pure-Python build (its extensions
+  are not imported; gevent stays compiled).
 
 Each case runs twice under callgrind, with N handoffs and with none (the
 same start-up: imports, greenlets spawned and joined); the difference
@@ -38,7 +40,7 @@ import time
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASES = ("floor", "channel", "gpipe")
+CASES = ("floor", "channel", "gpipe", "gpipe-pure")
 SIZE = 64
 
 
@@ -111,7 +113,18 @@ def gpipe_case(n: int) -> None:
     gevent.joinall([gevent.spawn(produce), gevent.spawn(consume)], raise_error=True)
 
 
-WORKLOADS = {"floor": floor, "channel": channel, "gpipe": gpipe_case}
+def gpipe_pure(n: int) -> None:
+    """``gpipe`` on gpipe's pure-Python build, with gevent still compiled
+    (``PURE_PYTHON=1`` would make gevent pure Python too)."""
+    for name in ("gpipe._gpipe_c_core", "gpipe._gpipe_c_backends", "gpipe._gpipe_c_mutex"):
+        sys.modules[name] = None  # type: ignore[assignment]  # importing it fails
+    gpipe_case(n)
+    import gpipe
+
+    assert not gpipe.COMPILED
+
+
+WORKLOADS = {"floor": floor, "channel": channel, "gpipe": gpipe_case, "gpipe-pure": gpipe_pure}
 
 
 # -- measuring ----------------------------------------------------------------------------------

@@ -1,12 +1,19 @@
 """The two backends: the blocking primitive the pipe core is written against.
 
-The core blocks in exactly one way: a call that must wait makes a
-*semaphore* (``backend.semaphore()``, starting at 0) and waits on it
-with ``backend.acquire(semaphore, timeout)``; whoever completes the call
+The core blocks in exactly one way: a call that must wait takes a
+*semaphore* at 0 (``backend.semaphore()``) and waits on it with
+``backend.acquire(semaphore, timeout)``; whoever completes the call
 (the other side, a close, the call before it at a gate) releases it,
-once. A fresh semaphore per wait: a gevent semaphore belongs to the hub
-that first waits on it, and calls from several native threads may use
-one pipe.
+once. Semaphores are made for, and only ever waited on in, one native
+thread: a gevent semaphore belongs to the hub that first waits on it,
+and calls from several native threads may use one pipe. The core keeps
+a few per thread for its next waits (see ``_core._Thread``).
+
+Compiled (``gpipe._gpipe_c_backends``, this same file), the core's
+calls to ``semaphore()`` and ``acquire()`` cost no Python frame. This
+module's namespace is then a copy of the compiled module's, whose
+functions look their globals up in the compiled module: rebinding a
+name here changes nothing (``get_backend.__globals__`` is where to).
 
 The gevent backend hands out :class:`gevent.lock.Semaphore`, so a
 blocked call yields to its thread's hub like any gevent primitive
@@ -234,3 +241,10 @@ def get_backend(name: Optional[str] = None) -> Any:
         # gevent, which a threading-only program must never pay for.
         backend = _instances.setdefault(name, factory())
     return backend
+
+
+# gevent's way, as for the core: the compiled build of this very file
+# replaces it, unless PURE_PYTHON is set.
+from ._compat import import_c_accel  # noqa: E402
+
+import_c_accel(globals(), "gpipe._gpipe_c_backends")

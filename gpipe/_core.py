@@ -53,7 +53,13 @@ from ._errors import ClosedPipeError
 __all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
 
 _monotonic = time.monotonic
-_RLock = _original("_thread", "RLock")
+
+# The pipe's mutex (see Pipe): a native reentrant lock. Compiled,
+# _new_mutex is the .pxd's instead (set here, where Cython does not see
+# it), which makes the same lock as a gpipe._gpipe_c_mutex.Mutex: wait()
+# gives and retakes it with C calls (a `with` block still looks up and
+# calls its __enter__ and __exit__ as any object's).
+locals()["_new_mutex"] = _original("_thread", "RLock")
 _newline = re.compile(b"\n").search
 
 # How one end was closed: the error given to close_with_error() and the
@@ -66,6 +72,9 @@ _PLAIN = (None, None)
 # buffer, and a C ssize_t.
 _NO_LIMIT = sys.maxsize
 
+# The parts of every read into a view (see _Read): none, ever.
+_NO_PARTS: list[bytes] = []
+
 
 # -- where a call runs ------------------------------------------------------
 #
@@ -75,19 +84,57 @@ _NO_LIMIT = sys.maxsize
 # there can never run again (a greenlet of a hub whose thread is gone),
 # and the other calls stop waiting for it.
 
+# How many semaphores a thread keeps for its next waits.
+_SPARES = 16
+
 
 class _Thread:
-    __slots__ = ("__weakref__",)
+    """The calling native thread (see :func:`_here`): its token, a weak
+    reference to it for pending calls to hold, and the semaphores its
+    finished waits left, to wait on again.
+
+    A semaphore whose acquire returned True is back at 0 with no one
+    waiting, and nobody will release it again: it is as good as new
+    (while its gevent hub lives), and reusing it saves making one per
+    wait. Spares are kept for one backend at a time, the one the thread
+    used last.
+    """
+
+    __slots__ = ("__weakref__", "backend", "ref", "spares")
+
+    def __init__(self) -> None:
+        self.ref = weakref.ref(self)
+        self.backend: Any = None
+        self.spares: list[Any] = []
+
+    def semaphore(self, backend: Any) -> Any:
+        """A semaphore of *backend* at 0: a spare, or a new one."""
+        if self.spares and self.backend is backend:
+            sem = self.spares.pop()
+            hub = getattr(sem, "hub", None)
+            if hub is None or hub.loop is not None:
+                return sem
+            # A gevent semaphore of a hub destroyed since: a wait on it would
+            # switch to that hub. Others may be that hub's too: drop them all.
+            self.spares = []
+        return backend.semaphore()
+
+    def keep(self, backend: Any, sem: Any) -> None:
+        """Keep *sem*, acquired and at 0 again, for a later wait."""
+        if self.backend is not backend:
+            self.backend = backend
+            self.spares = []
+        if len(self.spares) < _SPARES:
+            self.spares.append(sem)
 
 
-def _thread_ref() -> Any:
-    """A weak reference to the calling native thread's token."""
+def _here() -> _Thread:
+    """The calling native thread's :class:`_Thread`."""
     try:
-        return _per_thread.ref
+        return _per_thread.here  # type: ignore[no-any-return]
     except AttributeError:
-        token = _per_thread.token = _Thread()
-        ref = _per_thread.ref = weakref.ref(token)
-        return ref
+        here = _per_thread.here = _Thread()
+        return here
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:
@@ -121,6 +168,20 @@ def _dead_end(exc: BaseException, what: str) -> None:
         exc.args = (f"{exc.args[0] if exc.args else ''}\n{note}", *exc.args[1:])
 
 
+def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
+    """``dst[at:at + n] = src[start:start + n]``, for flat byte buffers."""
+    if type(src) is bytes and (start or n != len(src)):
+        src = memoryview(src)  # (a slice of bytes would be a copy)
+    dst[at : at + n] = src[start : start + n]
+
+
+# The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's
+# way of swapping in C: the name is set here, where Cython does not
+# see it, nor do the linters): one memmove between the two buffers, with no memoryview
+# slices made and dropped around it.
+locals()["_copy"] = _copy_slices
+
+
 # -- pending calls ------------------------------------------------------------
 
 
@@ -128,18 +189,23 @@ class _Call:
     """One call of one side: what it owns, and how to wake it."""
 
     __slots__ = ("done", "over", "sem", "thread")
+    what = "a pipe call"  # each kind says which, for LoopExit notes
 
-    def __init__(self) -> None:
+    def start(self) -> None:
+        """The state every call starts in (each kind's ``__init__`` runs
+        this first: compiled, a C call, where ``_Call.__init__(self)``
+        would be a Python one)."""
         self.done = False  # completed or failed, and its semaphore released
         self.over = False  # returned or raised: it owns nothing any more
         self.sem: Any = None  # made when the call first waits
-        self.thread: Any = None  # see _thread_ref(), set when it first waits
+        self.thread: Any = None  # a weak _Thread, set when it first waits
 
     def park(self, backend: Any) -> None:
-        """Get ready to wait: a fresh semaphore, and where the call runs."""
+        """Get ready to wait: a semaphore at 0, and where the call runs."""
+        here = _here()
         self.done = False
-        self.sem = backend.semaphore()
-        self.thread = _thread_ref()
+        self.sem = here.semaphore(backend)
+        self.thread = here.ref
 
     def wake(self) -> None:
         """Mark the call done, then release it (once)."""
@@ -159,15 +225,17 @@ class _Read(_Call):
     """
 
     __slots__ = ("got", "line", "need", "parts", "size", "view")
+    what = "a read from a PipeReader"
 
     def __init__(self, view: Any, size: int, need: int, line: bool) -> None:
-        _Call.__init__(self)
+        self.start()
         self.view = view
         self.size = size
         self.need = need
         self.line = line
         self.got = 0
-        self.parts: list[bytes] = []
+        # A read into a view has no parts: all of them share one empty list.
+        self.parts: list[bytes] = [] if view is None else _NO_PARTS
 
     def full(self) -> bool:
         """True once the read has all it asked for."""
@@ -189,7 +257,7 @@ class _Read(_Call):
         if self.view is None:
             self.parts.append(bytes(data[start:stop]))
         else:
-            self.view[self.got : self.got + n] = data[start:stop]
+            _copy(self.view, self.got, data, start, n)  # type: ignore[name-defined]  # noqa: F821
         self.got += n
         return n
 
@@ -210,12 +278,14 @@ class _Read(_Call):
 
 
 class _Write(_Call):
-    """A write of the byte memoryview *view*; *off* bytes of it were read."""
+    """A write of *view* (bytes, or a flat byte memoryview); *off* bytes
+    of it were read."""
 
     __slots__ = ("error", "off", "view")
+    what = "a write to a PipeWriter"
 
     def __init__(self, view: Any) -> None:
-        _Call.__init__(self)
+        self.start()
         self.view = view
         self.off = 0
         self.error: Optional[BaseException] = None  # why a close ended it
@@ -229,36 +299,34 @@ class _Gate:
 
     The owner is a call object. A call queued behind it waits on its own
     semaphore; leaving hands the gate straight to the first live one.
-    Used under the pipe's mutex.
+    Used under the mutex of the pipe it belongs to.
     """
 
-    __slots__ = ("owner", "pipe", "queue", "what")
+    __slots__ = ("owner", "queue")
 
-    def __init__(self, pipe: Pipe, what: str) -> None:
-        self.pipe = pipe
-        self.what = what  # "a read from a PipeReader", for LoopExit notes
+    def __init__(self) -> None:
         self.owner: Optional[_Call] = None
         # The calls queued behind the owner; made when the first one
         # queues (an idle pipe stays small).
         self.queue: Optional[deque[_Call]] = None
 
-    def enter(self, call: _Call, deadline: Optional[float]) -> None:
+    def enter(self, pipe: Pipe, call: _Call, deadline: Optional[float]) -> None:
         """Make *call* the owner, once the calls before it have left."""
         owner = self.owner
         if owner is not None and (owner.over or owner.gone()):
             # It can never leave: an interrupt cut its leaving short, or
             # its thread exited while it waited.
-            self.pipe.abandon(owner)
+            pipe.abandon(owner)
             owner = self.owner
         if owner is None and not self.queue:
             self.owner = call
             return
-        call.park(self.pipe.backend)
+        call.park(pipe.backend)
         if self.queue is None:
             self.queue = deque()
         self.queue.append(call)
         try:
-            self.pipe.wait(call, deadline, self.what)
+            pipe.wait(call, deadline)
         finally:
             if self.owner is not call:
                 self.queue.remove(call)
@@ -302,20 +370,21 @@ class Pipe:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
-        self._mutex = _RLock()
-        self._rgate = _Gate(self, "a read from a PipeReader")
-        self._wgate = _Gate(self, "a write to a PipeWriter")
+        self._mutex = _new_mutex()  # type: ignore[name-defined]  # noqa: F821
+        self._rgate = _Gate()
+        self._wgate = _Gate()
         self._read: Optional[_Read] = None  # the read waiting for a write
         self._write: Optional[_Write] = None  # the write waiting for readers
-        # Bytes given back (or buffered by BufferedPipe), read first.
-        self._unread = bytearray()
+        # Bytes given back (or buffered by BufferedPipe), read first; None
+        # while there are none (an idle pipe keeps no buffer).
+        self._unread: Optional[bytearray] = None
         self._lines: Optional[_Lines] = None  # lines an iterator took ahead
         self._rclosed: Optional[tuple[Any, Any]] = None  # how the reader was closed
         self._wclosed: Optional[tuple[Any, Any]] = None  # how the writer was closed
 
     # -- waiting ---------------------------------------------------------------
 
-    def wait(self, call: _Call, deadline: Optional[float], what: str) -> bool:
+    def wait(self, call: _Call, deadline: Optional[float]) -> bool:
         """Wait, without the mutex, until *call* is released or time is up.
 
         The mutex is held again on return, whatever interrupts the wait:
@@ -328,9 +397,14 @@ class Pipe:
             if call.done:
                 return True  # a finaliser run since it parked woke it already
             mutex.release()
-            return bool(self.backend.acquire(call.sem, _remaining(deadline)))
+            if not self.backend.acquire(call.sem, _remaining(deadline)):
+                return False
+            here = call.thread()
+            if here is not None:  # (always: a waiting thread is alive)
+                here.keep(self.backend, call.sem)
+            return True
         except self.backend.dead_end as exc:
-            _dead_end(exc, what)
+            _dead_end(exc, call.what)
             raise
         finally:
             retaken = False
@@ -358,7 +432,10 @@ class Pipe:
     def give_back(self, data: bytes) -> None:
         """Put bytes taken from writers back in front of the stream."""
         if data and self._rclosed is None:
-            self._unread[0:0] = data
+            if self._unread is None:
+                self._unread = bytearray(data)
+            else:
+                self._unread[0:0] = data
 
     # -- closing ---------------------------------------------------------------
 
@@ -366,7 +443,7 @@ class Pipe:
         with self._mutex:
             if self._rclosed is None:  # the first close wins
                 self._rclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
-                del self._unread[:]  # no one will read it
+                self._unread = None  # no one will read it
                 if self._lines is not None:
                     self._lines.stop()
                 self._fail_pending()
@@ -376,6 +453,12 @@ class Pipe:
             if self._wclosed is None:
                 self._wclosed = _PLAIN if exc is None else (exc, exc.__traceback__)
                 self._fail_pending()
+
+    def close_error(self, reading: bool) -> Optional[BaseException]:
+        """The error the reader (*reading*) or the writer was closed with;
+        None while it is open or after a clean close."""
+        closed = self._rclosed if reading else self._wclosed
+        return None if closed is None else closed[0]
 
     def _fail_pending(self) -> None:
         """Wake both pending calls after a close; each reads its outcome.
@@ -430,10 +513,11 @@ class Pipe:
     def check_write(self) -> None:
         """The checks of a write, for an empty write that must not block."""
         with self._mutex:
-            if self._rclosed is not None or self._wclosed is not None:
-                exc = self._write_error()
-                _consumed(exc, 0)
-                raise exc
+            if self._rclosed is None and self._wclosed is None:
+                return
+            exc = self._write_error()
+        _consumed(exc, 0)  # (without the mutex, as in write())
+        raise exc
 
     # -- reading ---------------------------------------------------------------
 
@@ -442,7 +526,7 @@ class Pipe:
         deadline = _deadline(timeout)
         with self._mutex:
             try:
-                self._rgate.enter(read, deadline)
+                self._rgate.enter(self, read, deadline)
                 return self._read_gated(read, deadline)
             finally:
                 read.over = True
@@ -473,8 +557,12 @@ class Pipe:
             raise
 
     def _take_unread(self, read: _Read) -> None:
-        n = read.fill(self._unread, 0)
-        del self._unread[:n]
+        unread = self._unread
+        assert unread is not None
+        n = read.fill(unread, 0)
+        del unread[:n]
+        if not unread:
+            self._unread = None
 
     def _take(self, read: _Read, write: _Write) -> None:
         """Copy from the pending write; wake its writer once it is used up."""
@@ -504,7 +592,7 @@ class Pipe:
         if self._rclosed is not None or self._wclosed is not None:
             return  # a finaliser run by a collection in park() closed an end
         self._read = read
-        ok = self.wait(read, deadline, self._rgate.what)
+        ok = self.wait(read, deadline)
         if self._read is read:
             # Nobody filled it and no close came: the time is up.
             self._read = None
@@ -516,16 +604,18 @@ class Pipe:
     def write(self, write: _Write, timeout: Optional[float]) -> None:
         """Hand all of *write* to readers, or raise with ``consumed`` set."""
         deadline = _deadline(timeout)
-        with self._mutex:
-            try:
-                self._wgate.enter(write, deadline)
-                self._write_gated(write, deadline)
-            except BaseException as exc:
-                _consumed(exc, write.off)
-                raise
-            finally:
-                write.over = True
-                self._wgate.leave(write)
+        try:
+            with self._mutex:
+                try:
+                    self._wgate.enter(self, write, deadline)
+                    self._write_gated(write, deadline)
+                finally:
+                    write.over = True
+                    self._wgate.leave(write)
+        except BaseException as exc:
+            # Without the mutex: a close error's __setattr__ is the caller's code.
+            _consumed(exc, write.off)
+            raise
 
     def _write_gated(self, write: _Write, deadline: Optional[float]) -> None:
         if self._rclosed is not None or self._wclosed is not None:
@@ -551,7 +641,7 @@ class Pipe:
             raise self._write_error()  # a finaliser run in park() closed an end
         self._write = write
         try:
-            ok = self.wait(write, deadline, self._wgate.what)
+            ok = self.wait(write, deadline)
         finally:
             if self._write is write:
                 self._write = None  # withdrawn: no reader will see the rest
@@ -635,14 +725,18 @@ class BufferedPipe(Pipe):
 
     def write(self, write: _Write, timeout: Optional[float]) -> None:
         with self._mutex:
+            unread = self._unread
             if (
                 self._wgate.owner is None
                 and self._read is None
                 and self._rclosed is None
                 and self._wclosed is None
-                and len(self._unread) + len(write.view) <= self.bufsize
+                and (0 if unread is None else len(unread)) + len(write.view) <= self.bufsize
             ):
-                self._unread += write.view
+                if unread is None:
+                    self._unread = bytearray(write.view)
+                else:
+                    unread += write.view
                 write.off = len(write.view)
                 return
         Pipe.write(self, write, timeout)
@@ -781,6 +875,26 @@ def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
     finally:
         view.release()
         end = buffer = view = None  # type: ignore[assignment]
+
+
+def _write(end: Any, data: Any) -> int:
+    """``write`` on the writer *end*."""
+    # A view of our own, even of the caller's memoryview (see _readinto);
+    # bytes need none: nothing can resize or release them.
+    view: Any = data if type(data) is bytes else _byte_view(data, "write() argument", False)
+    pipe = end._pipe
+    try:
+        n = len(view)
+        if not n:
+            pipe.check_write()
+            return 0
+        pipe.write(_Write(view), end._timeout)
+        return n
+    finally:
+        if view is not data:
+            # Let go of the caller's buffer: it may be resized at once.
+            view.release()
+        end = data = view = pipe = None
 
 
 class ReaderMethods:
@@ -930,22 +1044,11 @@ class WriterMethods:
         :raises BaseException: the very error the reader passed to
             :meth:`PipeReader.close_with_error`.
         """
-        # A view of our own, even of the caller's memoryview (see readinto).
-        if type(data) is bytes:
-            view = memoryview(data)
-        else:
-            view = _byte_view(data, "write() argument", writable=False)
         try:
-            n = len(view)
-            if not n:
-                self._pipe.check_write()
-                return 0
-            self._pipe.write(_Write(view), self._timeout)
-            return n
+            return _write(self, data)
         finally:
-            # Let go of the caller's buffer: it may be resized at once.
-            view.release()
-            self = data = view = None  # type: ignore[assignment]
+            # No reference cycle through a traceback keeps the end.
+            self = data = None  # type: ignore[assignment]
 
 
 # gevent's way: the compiled build of this very file replaces it, unless

@@ -4,21 +4,58 @@
 # the steps of the compiled code: only where it calls back into Python.
 
 cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from libc.string cimport memmove
+
+from gpipe._gpipe_c_mutex cimport Mutex
 
 cdef object _monotonic
-cdef object _RLock
 cdef object _newline
 cdef object _per_thread
 cdef object ClosedPipeError
 cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT
+cdef list _NO_PARTS
+
+
+cdef Py_ssize_t _SPARES
+
+
+cdef inline Mutex _new_mutex():
+    # _core.py's _thread.RLock, in C
+    return Mutex()
+
+
+cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
+                       Py_ssize_t n) except *:
+    # _core.py's _copy_slices(), as one memmove: dst[at:at + n] = src[start:start + n]
+    cdef Py_buffer d
+    cdef Py_buffer s
+    PyObject_GetBuffer(dst, &d, PyBUF_WRITABLE)
+    try:
+        PyObject_GetBuffer(src, &s, PyBUF_SIMPLE)
+        try:
+            if at < 0 or start < 0 or n < 0 or n > d.len - at or n > s.len - start:
+                raise ValueError("copy out of bounds")
+            memmove(<char *>d.buf + at, <char *>s.buf + start, n)
+        finally:
+            PyBuffer_Release(&s)
+    finally:
+        PyBuffer_Release(&d)
 
 
 cdef class _Thread:
     cdef object __weakref__
+    cdef public object ref
+    cdef public object backend
+    cdef public list spares
+
+    @cython.locals(sem=object, hub=object)
+    cdef object semaphore(self, object backend)
+    cdef void keep(self, object backend, object sem) except *
 
 
-cdef object _thread_ref()
+cdef _Thread _here()
 cdef object _deadline(object timeout)
 cdef object _remaining(object deadline)
 cdef void _consumed(BaseException exc, Py_ssize_t count)
@@ -30,6 +67,8 @@ cdef class _Call:
     cdef public object sem
     cdef public object thread
 
+    cdef void start(self)
+    @cython.locals(here=_Thread)
     cdef void park(self, object backend) except *
     cdef void wake(self) except *
     cpdef bint gone(self) except -1
@@ -60,19 +99,17 @@ cdef class _Write(_Call):
 
 cdef class _Gate:
     cdef public object owner
-    cdef public Pipe pipe
     cdef public object queue
-    cdef public str what
 
     @cython.locals(owner=_Call)
-    cdef void enter(self, _Call call, object deadline) except *
+    cdef void enter(self, Pipe pipe, _Call call, object deadline) except *
     @cython.locals(nxt=_Call)
     cpdef void leave(self, _Call call) except *
 
 
 cdef class Pipe:
     cdef public object backend
-    cdef public object _mutex
+    cdef readonly Mutex _mutex
     cdef public _Gate _rgate
     cdef public _Gate _wgate
     cdef public _Read _read
@@ -82,8 +119,8 @@ cdef class Pipe:
     cdef public object _rclosed
     cdef public object _wclosed
 
-    @cython.locals(retaken=bint)
-    cdef bint wait(self, _Call call, object deadline, str what) except -1
+    @cython.locals(retaken=bint, here=_Thread, mutex=Mutex)
+    cdef bint wait(self, _Call call, object deadline) except -1
     cpdef void abandon(self, _Call call) except *
     cpdef void give_back(self, bytes data) except *
     cdef void _fail_pending(self) except *
@@ -92,7 +129,7 @@ cdef class Pipe:
     cdef bint _at_end(self, _Read read) except -1
     cpdef object read(self, _Read read, object timeout)
     cdef object _read_gated(self, _Read read, object deadline)
-    @cython.locals(n=Py_ssize_t)
+    @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *
     @cython.locals(off=Py_ssize_t, n=Py_ssize_t)
     cdef void _take(self, _Read read, _Write write) except *
@@ -121,3 +158,5 @@ cdef Py_ssize_t _size(object size, str name) except? -2
 cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
 @cython.locals(n=Py_ssize_t)
 cdef object _readinto(object end, object buffer, bint one, str name)
+@cython.locals(pipe=Pipe, n=Py_ssize_t)
+cdef object _write(object end, object data)

@@ -90,15 +90,19 @@ def _no_copy(obj: object) -> TypeError:
 class _End(io.BufferedIOBase):
     """What both ends share: closing, timeouts, repr and finalisation."""
 
-    __slots__ = ("_pipe", "_sent", "_timeout")
+    __slots__ = ("_pipe", "_timeout")
     _reading: bool
     _who: str
 
     def __init__(self, core: Pipe) -> None:
         self._pipe = core
         self._timeout: Optional[float] = None
-        # What this end's own close gave the other end (None: a plain close).
-        self._sent: Optional[BaseException] = None
+
+    @property
+    def _sent(self) -> Optional[BaseException]:
+        """What this end's own close gave the other end (None: open, or a
+        plain close). Only this end closes its side while it lives."""
+        return self._pipe.close_error(self._reading)
 
     @property
     def backend(self) -> str:
@@ -127,7 +131,6 @@ class _End(io.BufferedIOBase):
     def _shut(self, exc: Optional[BaseException]) -> None:
         """Close this end with *exc* (None: cleanly), unless it is closed."""
         if not self.closed:
-            self._sent = exc
             self._close(exc)
         io.BufferedIOBase.close(self)
 

@@ -326,10 +326,11 @@ class ISemaphore(Interface):
 
     :class:`gevent.lock.Semaphore` on the gevent backend; a native lock
     created locked (a semaphore that counts to one) on the threading
-    backend. The core makes a fresh one, at 0, each time a call waits --
-    for the other side of a handoff, or for its turn at a busy end --
-    and whoever completes that call, hands it the turn, or closes the
-    pipe releases it exactly once.
+    backend. A call that waits -- for the other side of a handoff, or
+    for its turn at a busy end -- takes one at 0, and whoever completes
+    that call, hands it the turn, or closes the pipe releases it exactly
+    once. One whose wait ended by its release is at 0 again: the core
+    keeps a few per thread and waits on them again.
     """
 
     def acquire(blocking: bool = True, timeout: Optional[float] = None) -> bool:
@@ -357,11 +358,11 @@ class IBackend(Interface):
     )
 
     def semaphore() -> ISemaphore:
-        """Return a new :class:`ISemaphore` at 0, for one wait of the calling thread.
+        """Return a new :class:`ISemaphore` at 0, for waits of the calling thread.
 
         A gevent semaphore belongs to the hub of the first thread that
-        waits on it; one made for each wait is always the waiting
-        thread's own.
+        waits on it: the core waits on one only in the thread that made
+        it (and drops the ones whose hub was destroyed).
         """
 
     def acquire(semaphore: ISemaphore, timeout: Optional[float]) -> bool:

@@ -67,8 +67,18 @@ def probe(target: str, **env: str) -> str:
     return done.stdout.strip()
 
 
+EXTENSIONS = ("_gpipe_c_backends", "_gpipe_c_core", "_gpipe_c_mutex")
+
+
+def built(target: str) -> list[str]:
+    """The extensions installed in *target*, by module name."""
+    names = os.listdir(os.path.join(target, "gpipe"))
+    return sorted(name.split(".")[0] for name in names if name.endswith(".so"))
+
+
 def test_install_compiles_the_core(tmp_path):
     install(str(tmp_path))
+    assert built(str(tmp_path)) == list(EXTENSIONS)
     assert probe(str(tmp_path)) == "True compiled"
     # PURE_PYTHON=1 at import time: the same install runs pure Python.
     assert probe(str(tmp_path), PURE_PYTHON="1") == "False pure"
@@ -79,3 +89,41 @@ def test_install_without_a_compiler_is_pure(tmp_path):
     install(str(tmp_path), CC="false", LDSHARED="false")
     assert not [name for name in os.listdir(tmp_path / "gpipe") if name.endswith(".so")]
     assert probe(str(tmp_path)) == "False pure"
+
+
+def test_the_sdist_builds_the_compiled_build(tmp_path):
+    """An sdist holds what the build needs (the .pxd and .pyx files
+    beside the .py): installed from it, gpipe runs compiled."""
+    source = tmp_path / "src"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".tox", ".git", "build", "*.so", "*.egg-info", ".venv"),
+    )
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=source,
+        env={**os.environ, "PURE_PYTHON": "1"},  # (no need to cythonize to list the files)
+    )
+    (sdist,) = (tmp_path / "dist").iterdir()
+    target = tmp_path / "installed"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            *PIP_OPTIONS,
+            "--target",
+            str(target),
+            str(sdist),
+        ],
+        check=True,
+        timeout=500,
+    )
+    assert built(str(target)) == list(EXTENSIONS)
+    assert probe(str(target)) == "True compiled"

@@ -1,0 +1,11 @@
+from cpython.pythread cimport PyThread_type_lock
+
+
+cdef class Mutex:
+    cdef PyThread_type_lock _lock
+    cdef unsigned long _owner
+    cdef Py_ssize_t _depth
+
+    cpdef bint acquire(self) except -1
+    cpdef void release(self) except *
+    cpdef bint _is_owned(self)

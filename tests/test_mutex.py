@@ -1,0 +1,125 @@
+"""The pipe's mutex: the compiled build's C-level Mutex behaves as the
+pure build's :class:`_thread.RLock`, for every way the core uses it
+(``with``, ``acquire()``, ``release()``, ``_is_owned()``).
+
+Each test runs on both locks; the Mutex where the extension was built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+import pytest
+
+from gpipe._backends import _original
+
+pytestmark = pytest.mark.timeout(30)
+
+TIMEOUT = 5.0  # a thread that must finish does so well within this
+
+
+def _mutex_class() -> Any:
+    try:
+        return importlib.import_module("gpipe._gpipe_c_mutex").Mutex
+    except ImportError:
+        return None
+
+
+MUTEX = _mutex_class()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(_original("_thread", "RLock"), id="RLock"),
+        pytest.param(
+            MUTEX,
+            id="Mutex",
+            marks=pytest.mark.skipif(MUTEX is None, reason="the extension was not built"),
+        ),
+    ]
+)
+def lock(request: pytest.FixtureRequest) -> Any:
+    return request.param()
+
+
+def in_thread(fn: Any) -> Any:
+    """Run *fn* in a native thread (unpatched), return its result."""
+    box: list[Any] = []
+    thread = _original("threading", "Thread")(target=lambda: box.append(fn()), daemon=True)
+    thread.start()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive(), "the thread is stuck"
+    return box[0]
+
+
+def test_the_holder_can_take_it_again_and_gives_it_back_as_often(lock):
+    assert not lock._is_owned()
+    lock.acquire()
+    with lock:
+        assert lock._is_owned()
+        lock.acquire()
+        lock.release()
+    assert lock._is_owned()  # still held once
+    lock.release()
+    assert not lock._is_owned()
+    with pytest.raises(RuntimeError):
+        lock.release()
+
+
+def test_another_thread_neither_owns_nor_releases_it(lock):
+    with lock:
+        assert in_thread(lock._is_owned) is False
+
+        def release() -> str:
+            try:
+                lock.release()
+            except RuntimeError:
+                return "refused"
+            return "released"
+
+        assert in_thread(release) == "refused"
+        assert lock._is_owned()
+
+
+def test_another_thread_waits_until_it_is_free(lock):
+    order: list[str] = []
+    started = threading.Event()
+
+    def take() -> None:
+        started.set()
+        with lock:
+            order.append("other")
+
+    lock.acquire()
+    thread = _original("threading", "Thread")(target=take, daemon=True)
+    thread.start()
+    assert started.wait(TIMEOUT)
+    thread.join(0.05)  # it is blocked on the lock, not finished
+    assert thread.is_alive()
+    order.append("holder")
+    lock.release()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    assert order == ["holder", "other"]
+    assert lock.acquire()  # free again
+    lock.release()
+
+
+def test_an_error_in_a_with_block_releases_it(lock):
+    with pytest.raises(KeyError):
+        with lock:
+            raise KeyError("x")
+    assert not lock._is_owned()
+    assert in_thread(lambda: lock.acquire() and (lock.release() or True))
+
+
+@pytest.mark.skipif(MUTEX is None, reason="the extension was not built")
+def test_the_compiled_core_uses_the_mutex():
+    import gpipe
+
+    if not gpipe.COMPILED:
+        pytest.skip("the pure build runs")
+    r, w = gpipe.pipe()
+    assert type(r._pipe._mutex) is MUTEX

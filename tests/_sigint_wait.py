@@ -125,4 +125,7 @@ def main(backend: str, case: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    # Python installs no SIGINT handler in a process started with SIGINT
+    # ignored (as a shell starts background jobs): install it here.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(json.dumps(main(sys.argv[1], sys.argv[2])))

@@ -48,6 +48,7 @@ from typing import Any, Optional
 
 from ._backends import _original
 from ._backends import per_thread as _per_thread
+from ._compat import checkpoint as _checkpoint
 from ._errors import ClosedPipeError
 
 __all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
@@ -397,6 +398,9 @@ class Pipe:
             if call.done:
                 return True  # a finaliser run since it parked woke it already
             mutex.release()
+            # Pending work first (a collection: its finaliser may close this
+            # pipe and wake the call), then the wait.
+            _checkpoint()
             if not self.backend.acquire(call.sem, _remaining(deadline)):
                 return False
             here = call.thread()

@@ -12,6 +12,7 @@ from gpipe._gpipe_c_mutex cimport Mutex
 cdef object _monotonic
 cdef object _newline
 cdef object _per_thread
+cdef object _checkpoint
 cdef object ClosedPipeError
 cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT

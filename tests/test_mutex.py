@@ -8,7 +8,6 @@ Each test runs on both locks; the Mutex where the extension was built.
 from __future__ import annotations
 
 import importlib
-import threading
 from typing import Any
 
 import pytest
@@ -44,13 +43,31 @@ def lock(request: pytest.FixtureRequest) -> Any:
     return request.param()
 
 
+# Native threads and locks, even in a monkey-patched process.
+_start_thread = _original("_thread", "start_new_thread")
+_native_lock = _original("_thread", "allocate_lock")
+
+
+def start(fn: Any) -> Any:
+    """Run *fn* in a native thread; a lock that is released once it returned."""
+    finished = _native_lock()
+    finished.acquire()
+
+    def run() -> None:
+        try:
+            fn()
+        finally:
+            finished.release()
+
+    _start_thread(run, ())
+    return finished
+
+
 def in_thread(fn: Any) -> Any:
-    """Run *fn* in a native thread (unpatched), return its result."""
+    """Run *fn* in a native thread, return its result."""
     box: list[Any] = []
-    thread = _original("threading", "Thread")(target=lambda: box.append(fn()), daemon=True)
-    thread.start()
-    thread.join(TIMEOUT)
-    assert not thread.is_alive(), "the thread is stuck"
+    finished = start(lambda: box.append(fn()))
+    assert finished.acquire(True, TIMEOUT), "the thread is stuck"
     return box[0]
 
 
@@ -85,23 +102,22 @@ def test_another_thread_neither_owns_nor_releases_it(lock):
 
 def test_another_thread_waits_until_it_is_free(lock):
     order: list[str] = []
-    started = threading.Event()
+    started = _native_lock()
+    started.acquire()
 
     def take() -> None:
-        started.set()
+        started.release()
         with lock:
             order.append("other")
 
     lock.acquire()
-    thread = _original("threading", "Thread")(target=take, daemon=True)
-    thread.start()
-    assert started.wait(TIMEOUT)
-    thread.join(0.05)  # it is blocked on the lock, not finished
-    assert thread.is_alive()
+    finished = start(take)
+    assert started.acquire(True, TIMEOUT)
+    # It is blocked on the lock: not finished a while later.
+    assert not finished.acquire(True, 0.05)
     order.append("holder")
     lock.release()
-    thread.join(TIMEOUT)
-    assert not thread.is_alive()
+    assert finished.acquire(True, TIMEOUT), "the thread is stuck"
     assert order == ["holder", "other"]
     assert lock.acquire()  # free again
     lock.release()

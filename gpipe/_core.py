@@ -177,9 +177,9 @@ def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
 
 
 # The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's
-# way of swapping in C: the name is set here, where Cython does not
-# see it, nor do the linters): one memmove between the two buffers, with no memoryview
-# slices made and dropped around it.
+# way of swapping in C: the name is set here, where neither Cython nor
+# the linters see it): one memmove between the two buffers, with no
+# memoryview slices made and dropped around it.
 locals()["_copy"] = _copy_slices
 
 
@@ -198,7 +198,7 @@ class _Call:
         would be a Python one)."""
         self.done = False  # completed or failed, and its semaphore released
         self.over = False  # returned or raised: it owns nothing any more
-        self.sem: Any = None  # made when the call first waits
+        self.sem: Any = None  # taken (see _Thread) each time the call waits
         self.thread: Any = None  # a weak _Thread, set when it first waits
 
     def park(self, backend: Any) -> None:

@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Optional
 
-from zope.interface import implementer
+from zope.interface import classImplements
 
 from .interfaces import IBackend
 
@@ -152,8 +152,21 @@ def _kept_alive(wait: Callable[..., Any], *args: Any) -> bool:
             timer.stop()
 
 
-@implementer(IBackend)
-class GeventBackend:
+class Backend:
+    """What the two backends share: the core's calls to them (compiled,
+    typed C calls, by ``_gpipe_c_backends.pxd``)."""
+
+    name = ""
+    dead_end: Any  # the exception a wait raises at a dead end (see IBackend)
+
+    def semaphore(self) -> Any:
+        raise NotImplementedError
+
+    def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
+        raise NotImplementedError
+
+
+class GeventBackend(Backend):
     """gevent blocking: every wait yields to the calling thread's hub.
 
     Semaphores are :class:`gevent.lock.Semaphore`.
@@ -189,8 +202,7 @@ def _lock_timeout(timeout: Optional[float]) -> float:
     return timeout if timeout < TIMEOUT_MAX else TIMEOUT_MAX
 
 
-@implementer(IBackend)
-class ThreadingBackend:
+class ThreadingBackend(Backend):
     """OS-thread blocking: every wait blocks the calling thread.
 
     Semaphores are native locks from :mod:`_thread` created locked: the
@@ -201,9 +213,9 @@ class ThreadingBackend:
     """
 
     name = "threading"
-    dead_end: tuple[type[BaseException], ...] = ()  # an OS thread just blocks
 
     def __init__(self) -> None:
+        self.dead_end = ()  # an OS thread just blocks
         self._allocate_lock = _original("_thread", "allocate_lock")
 
     def semaphore(self) -> Any:
@@ -214,6 +226,10 @@ class ThreadingBackend:
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
         return bool(semaphore.acquire(True, _lock_timeout(timeout)))
 
+
+# (Not as @implementer: compiled, these are extension types, which take no decorators.)
+classImplements(GeventBackend, IBackend)
+classImplements(ThreadingBackend, IBackend)
 
 _FACTORIES: dict[str, Callable[[], Any]] = {
     "gevent": GeventBackend,

@@ -48,7 +48,6 @@ from typing import Any, Optional
 
 from ._backends import _original
 from ._backends import per_thread as _per_thread
-from ._compat import checkpoint as _checkpoint
 from ._errors import ClosedPipeError
 
 __all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
@@ -106,7 +105,7 @@ class _Thread:
     def __init__(self) -> None:
         self.ref = weakref.ref(self)
         self.backend: Any = None
-        self.spares: list[Any] = []
+        self.spares: deque[Any] = deque(maxlen=_SPARES)  # the newest last
 
     def semaphore(self, backend: Any) -> Any:
         """A semaphore of *backend* at 0: a spare, or a new one."""
@@ -117,16 +116,15 @@ class _Thread:
                 return sem
             # A gevent semaphore of a hub destroyed since: a wait on it would
             # switch to that hub. Others may be that hub's too: drop them all.
-            self.spares = []
+            self.spares.clear()
         return backend.semaphore()
 
     def keep(self, backend: Any, sem: Any) -> None:
         """Keep *sem*, acquired and at 0 again, for a later wait."""
         if self.backend is not backend:
             self.backend = backend
-            self.spares = []
-        if len(self.spares) < _SPARES:
-            self.spares.append(sem)
+            self.spares.clear()
+        self.spares.append(sem)  # (the oldest goes, past _SPARES)
 
 
 def _here() -> _Thread:
@@ -174,6 +172,24 @@ def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
     if type(src) is bytes and (start or n != len(src)):
         src = memoryview(src)  # (a slice of bytes would be a copy)
     dst[at : at + n] = src[start : start + n]
+
+
+def _no_pending() -> None:
+    """Let the interpreter do what it has pending for this thread: as
+    Python code, by being called.
+
+    Python code does it wherever it calls a function (this one, say):
+    signal handlers, and, from Python 3.12, a garbage collection that an
+    allocation scheduled. Compiled code runs none of it, so the compiled
+    build calls the C API's ``PyErr_CheckSignals()`` instead, which does
+    both: before a thread blocks in a wait, so that a finaliser that
+    collection runs (one that closes the pipe the wait is for, say), or
+    a :exc:`KeyboardInterrupt`, is not put off until the wait ends.
+    """
+
+
+# Compiled, _checkpoint is the .pxd's (see _copy below).
+locals()["_checkpoint"] = _no_pending
 
 
 # The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's
@@ -400,7 +416,7 @@ class Pipe:
             mutex.release()
             # Pending work first (a collection: its finaliser may close this
             # pipe and wake the call), then the wait.
-            _checkpoint()
+            _checkpoint()  # type: ignore[name-defined]  # noqa: F821
             if not self.backend.acquire(call.sem, _remaining(deadline)):
                 return False
             here = call.thread()
@@ -527,14 +543,15 @@ class Pipe:
 
     def read(self, read: _Read, timeout: Optional[float]) -> Any:
         """Fill *read* from the stream; its result (empty at EOF)."""
-        deadline = _deadline(timeout)
-        with self._mutex:
-            try:
-                self._rgate.enter(self, read, deadline)
-                return self._read_gated(read, deadline)
-            finally:
-                read.over = True
-                self._rgate.leave(read)
+        return _read_locked(self, read, _deadline(timeout))  # type: ignore[name-defined]  # noqa: F821
+
+    def _read_at_gate(self, read: _Read, deadline: Optional[float]) -> Any:
+        try:
+            self._rgate.enter(self, read, deadline)
+            return self._read_gated(read, deadline)
+        finally:
+            read.over = True
+            self._rgate.leave(read)
 
     def _read_gated(self, read: _Read, deadline: Optional[float]) -> Any:
         try:
@@ -607,19 +624,20 @@ class Pipe:
 
     def write(self, write: _Write, timeout: Optional[float]) -> None:
         """Hand all of *write* to readers, or raise with ``consumed`` set."""
-        deadline = _deadline(timeout)
         try:
-            with self._mutex:
-                try:
-                    self._wgate.enter(self, write, deadline)
-                    self._write_gated(write, deadline)
-                finally:
-                    write.over = True
-                    self._wgate.leave(write)
+            _write_locked(self, write, _deadline(timeout))  # type: ignore[name-defined]  # noqa: F821
         except BaseException as exc:
             # Without the mutex: a close error's __setattr__ is the caller's code.
             _consumed(exc, write.off)
             raise
+
+    def _write_at_gate(self, write: _Write, deadline: Optional[float]) -> None:
+        try:
+            self._wgate.enter(self, write, deadline)
+            self._write_gated(write, deadline)
+        finally:
+            write.over = True
+            self._wgate.leave(write)
 
     def _write_gated(self, write: _Write, deadline: Optional[float]) -> None:
         if self._rclosed is not None or self._wclosed is not None:
@@ -701,6 +719,29 @@ class Pipe:
                 f"reader={'open' if self._rclosed is None else 'closed'}"
                 f" writer={'open' if self._wclosed is None else 'closed'}"
             )
+
+
+# -- a call under the mutex ----------------------------------------------------------
+#
+# Pipe.read() and Pipe.write() run under the pipe's mutex, taken by a
+# `with` block. Compiled, these two are the .pxd's instead (see _copy): the
+# same, with the mutex taken and given back by two C calls, where Cython
+# compiles a `with` block as for any object (it looks up, binds and calls
+# __enter__ and __exit__ by name, which costs a compiled handoff a tenth).
+
+
+def _read_with_mutex(pipe: Pipe, read: _Read, deadline: Optional[float]) -> Any:
+    with pipe._mutex:
+        return pipe._read_at_gate(read, deadline)
+
+
+def _write_with_mutex(pipe: Pipe, write: _Write, deadline: Optional[float]) -> None:
+    with pipe._mutex:
+        pipe._write_at_gate(write, deadline)
+
+
+locals()["_read_locked"] = _read_with_mutex
+locals()["_write_locked"] = _write_with_mutex
 
 
 def _split(chunk: bytes) -> list[bytes]:

@@ -4,15 +4,16 @@
 # the steps of the compiled code: only where it calls back into Python.
 
 cimport cython
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.string cimport memmove
 
+from gpipe._gpipe_c_backends cimport Backend
 from gpipe._gpipe_c_mutex cimport Mutex
 
 cdef object _monotonic
 cdef object _newline
 cdef object _per_thread
-cdef object _checkpoint
 cdef object ClosedPipeError
 cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT
@@ -25,6 +26,11 @@ cdef Py_ssize_t _SPARES
 cdef inline Mutex _new_mutex():
     # _core.py's _thread.RLock, in C
     return Mutex()
+
+
+cdef inline int _checkpoint() except -1:
+    # _core.py's _no_pending(): signal handlers, and (3.12+) a scheduled collection
+    return PyErr_CheckSignals()
 
 
 cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
@@ -49,11 +55,11 @@ cdef class _Thread:
     cdef object __weakref__
     cdef public object ref
     cdef public object backend
-    cdef public list spares
+    cdef public object spares
 
     @cython.locals(sem=object, hub=object)
-    cdef object semaphore(self, object backend)
-    cdef void keep(self, object backend, object sem) except *
+    cdef object semaphore(self, Backend backend)
+    cdef void keep(self, Backend backend, object sem) except *
 
 
 cdef _Thread _here()
@@ -70,7 +76,7 @@ cdef class _Call:
 
     cdef void start(self)
     @cython.locals(here=_Thread)
-    cdef void park(self, object backend) except *
+    cdef void park(self, Backend backend) except *
     cdef void wake(self) except *
     cpdef bint gone(self) except -1
 
@@ -109,7 +115,7 @@ cdef class _Gate:
 
 
 cdef class Pipe:
-    cdef public object backend
+    cdef public Backend backend
     cdef readonly Mutex _mutex
     cdef public _Gate _rgate
     cdef public _Gate _wgate
@@ -129,6 +135,7 @@ cdef class Pipe:
     cdef BaseException _write_error(self)
     cdef bint _at_end(self, _Read read) except -1
     cpdef object read(self, _Read read, object timeout)
+    cdef object _read_at_gate(self, _Read read, object deadline)
     cdef object _read_gated(self, _Read read, object deadline)
     @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *
@@ -137,6 +144,7 @@ cdef class Pipe:
     cdef void _consume(self, _Write write, Py_ssize_t n) except *
     cdef void _park_read(self, _Read read, object deadline) except *
     cpdef void write(self, _Write write, object timeout) except *
+    cdef void _write_at_gate(self, _Write write, object deadline) except *
     cdef void _write_gated(self, _Write write, object deadline) except *
     cdef void _park_write(self, _Write write, object deadline) except *
 
@@ -161,3 +169,22 @@ cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bin
 cdef object _readinto(object end, object buffer, bint one, str name)
 @cython.locals(pipe=Pipe, n=Py_ssize_t)
 cdef object _write(object end, object data)
+
+
+# _core.py's _read_with_mutex() and _write_with_mutex(): their `with`
+# blocks, as the C calls that take and give back the mutex.
+
+cdef inline object _read_locked(Pipe pipe, _Read read, object deadline):
+    pipe._mutex.acquire()
+    try:
+        return pipe._read_at_gate(read, deadline)
+    finally:
+        pipe._mutex.release()
+
+
+cdef inline void _write_locked(Pipe pipe, _Write write, object deadline) except *:
+    pipe._mutex.acquire()
+    try:
+        pipe._write_at_gate(write, deadline)
+    finally:
+        pipe._mutex.release()

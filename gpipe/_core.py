@@ -97,34 +97,45 @@ class _Thread:
     waiting, and nobody will release it again: it is as good as new
     (while its gevent hub lives), and reusing it saves making one per
     wait. Spares are kept for one backend at a time, the one the thread
-    used last.
+    used last, in a stack of fixed size (a list that never grows or
+    shrinks: no allocation per wait).
     """
 
-    __slots__ = ("__weakref__", "backend", "ref", "spares")
+    __slots__ = ("__weakref__", "backend", "count", "ref", "spares")
 
     def __init__(self) -> None:
         self.ref = weakref.ref(self)
         self.backend: Any = None
-        self.spares: deque[Any] = deque(maxlen=_SPARES)  # the newest last
+        self.spares: list[Any] = [None] * _SPARES
+        self.count = 0  # how many of spares are kept, from the first
 
     def semaphore(self, backend: Any) -> Any:
         """A semaphore of *backend* at 0: a spare, or a new one."""
-        if self.spares and self.backend is backend:
-            sem = self.spares.pop()
+        if self.count and self.backend is backend:
+            self.count -= 1
+            sem = self.spares[self.count]
+            self.spares[self.count] = None
             hub = getattr(sem, "hub", None)
             if hub is None or hub.loop is not None:
                 return sem
             # A gevent semaphore of a hub destroyed since: a wait on it would
             # switch to that hub. Others may be that hub's too: drop them all.
-            self.spares.clear()
+            self.drop()
         return backend.semaphore()
 
     def keep(self, backend: Any, sem: Any) -> None:
         """Keep *sem*, acquired and at 0 again, for a later wait."""
         if self.backend is not backend:
+            self.drop()
             self.backend = backend
-            self.spares.clear()
-        self.spares.append(sem)  # (the oldest goes, past _SPARES)
+        if self.count < _SPARES:
+            self.spares[self.count] = sem
+            self.count += 1
+
+    def drop(self) -> None:
+        """Keep no spares."""
+        self.spares[:] = [None] * _SPARES
+        self.count = 0
 
 
 def _here() -> _Thread:

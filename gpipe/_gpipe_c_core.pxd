@@ -55,11 +55,13 @@ cdef class _Thread:
     cdef object __weakref__
     cdef public object ref
     cdef public object backend
-    cdef public object spares
+    cdef public list spares
+    cdef public Py_ssize_t count
 
     @cython.locals(sem=object, hub=object)
     cdef object semaphore(self, Backend backend)
     cdef void keep(self, Backend backend, object sem) except *
+    cdef void drop(self) except *
 
 
 cdef _Thread _here()
@@ -165,7 +167,7 @@ cdef object _byte_view(object obj, str name, bint writable)
 cdef Py_ssize_t _size(object size, str name) except? -2
 @cython.locals(pipe=Pipe)
 cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
-@cython.locals(n=Py_ssize_t)
+@cython.locals(n=Py_ssize_t, view=memoryview)
 cdef object _readinto(object end, object buffer, bint one, str name)
 @cython.locals(pipe=Pipe, n=Py_ssize_t)
 cdef object _write(object end, object data)

@@ -255,7 +255,8 @@ class _Read(_Call):
     __slots__ = ("got", "line", "need", "parts", "size", "view")
     what = "a read from a PipeReader"
 
-    def __init__(self, view: Any, size: int, need: int, line: bool) -> None:
+    def setup(self, view: Any, size: int, need: int, line: bool) -> None:
+        """A new read's state (see _read() for why not ``__init__``)."""
         self.start()
         self.view = view
         self.size = size
@@ -312,7 +313,8 @@ class _Write(_Call):
     __slots__ = ("error", "off", "view")
     what = "a write to a PipeWriter"
 
-    def __init__(self, view: Any) -> None:
+    def setup(self, view: Any) -> None:
+        """A new write's state (see _read() for why not ``__init__``)."""
         self.start()
         self.view = view
         self.off = 0
@@ -552,11 +554,9 @@ class Pipe:
 
     # -- reading ---------------------------------------------------------------
 
-    def read(self, read: _Read, timeout: Optional[float]) -> Any:
-        """Fill *read* from the stream; its result (empty at EOF)."""
-        return _read_locked(self, read, _deadline(timeout))  # type: ignore[name-defined]  # noqa: F821
-
-    def _read_at_gate(self, read: _Read, deadline: Optional[float]) -> Any:
+    def read(self, read: _Read, deadline: Optional[float]) -> Any:
+        """Fill *read* from the stream, in its turn at the read gate; its
+        result (empty at EOF). Under the mutex (see _read_locked)."""
         try:
             self._rgate.enter(self, read, deadline)
             return self._read_gated(read, deadline)
@@ -633,16 +633,9 @@ class Pipe:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, write: _Write, timeout: Optional[float]) -> None:
-        """Hand all of *write* to readers, or raise with ``consumed`` set."""
-        try:
-            _write_locked(self, write, _deadline(timeout))  # type: ignore[name-defined]  # noqa: F821
-        except BaseException as exc:
-            # Without the mutex: a close error's __setattr__ is the caller's code.
-            _consumed(exc, write.off)
-            raise
-
-    def _write_at_gate(self, write: _Write, deadline: Optional[float]) -> None:
+    def write(self, write: _Write, deadline: Optional[float]) -> None:
+        """Hand all of *write* to readers, in its turn at the write gate.
+        Under the mutex (see _write_locked)."""
         try:
             self._wgate.enter(self, write, deadline)
             self._write_gated(write, deadline)
@@ -743,12 +736,12 @@ class Pipe:
 
 def _read_with_mutex(pipe: Pipe, read: _Read, deadline: Optional[float]) -> Any:
     with pipe._mutex:
-        return pipe._read_at_gate(read, deadline)
+        return pipe.read(read, deadline)
 
 
 def _write_with_mutex(pipe: Pipe, write: _Write, deadline: Optional[float]) -> None:
     with pipe._mutex:
-        pipe._write_at_gate(write, deadline)
+        pipe.write(write, deadline)
 
 
 locals()["_read_locked"] = _read_with_mutex
@@ -779,23 +772,22 @@ class BufferedPipe(Pipe):
         Pipe.__init__(self, backend)
         self.bufsize = bufsize
 
-    def write(self, write: _Write, timeout: Optional[float]) -> None:
-        with self._mutex:
-            unread = self._unread
-            if (
-                self._wgate.owner is None
-                and self._read is None
-                and self._rclosed is None
-                and self._wclosed is None
-                and (0 if unread is None else len(unread)) + len(write.view) <= self.bufsize
-            ):
-                if unread is None:
-                    self._unread = bytearray(write.view)
-                else:
-                    unread += write.view
-                write.off = len(write.view)
-                return
-        Pipe.write(self, write, timeout)
+    def write(self, write: _Write, deadline: Optional[float]) -> None:
+        unread = self._unread
+        if (
+            self._wgate.owner is None
+            and self._read is None
+            and self._rclosed is None
+            and self._wclosed is None
+            and (0 if unread is None else len(unread)) + len(write.view) <= self.bufsize
+        ):
+            if unread is None:
+                self._unread = bytearray(write.view)
+            else:
+                unread += write.view
+            write.off = len(write.view)
+            return
+        Pipe.write(self, write, deadline)
 
 
 # -- line iteration ---------------------------------------------------------------
@@ -905,12 +897,16 @@ def _size(size: Any, name: str) -> int:
 def _read(end: Any, view: Any, size: int, need: int, line: bool) -> Any:
     """A read on the reader *end* (see :class:`_Read`)."""
     pipe = end._pipe
+    # Made bare and set up: compiled, two C calls, where _Read(...) would
+    # call a Python-level __init__ and parse its arguments.
+    read = _Read.__new__(_Read)
+    read.setup(view, size, need, line)
     try:
-        return pipe.read(_Read(view, size, need, line), end._timeout)
+        return _read_locked(pipe, read, _deadline(end._timeout))  # type: ignore[name-defined]  # noqa: F821
     finally:
         # No reference cycle through a traceback: an exception raised
         # here keeps neither the end nor the caller's buffer.
-        end = pipe = view = None
+        end = pipe = view = read = None  # type: ignore[assignment]
 
 
 def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
@@ -944,13 +940,20 @@ def _write(end: Any, data: Any) -> int:
         if not n:
             pipe.check_write()
             return 0
-        pipe.write(_Write(view), end._timeout)
+        write = _Write.__new__(_Write)  # (as in _read())
+        write.setup(view)
+        try:
+            _write_locked(pipe, write, _deadline(end._timeout))  # type: ignore[name-defined]  # noqa: F821
+        except BaseException as exc:
+            # Without the mutex: a close error's __setattr__ is the caller's code.
+            _consumed(exc, write.off)
+            raise
         return n
     finally:
         if view is not data:
             # Let go of the caller's buffer: it may be resized at once.
             view.release()
-        end = data = view = pipe = None
+        end = data = view = pipe = write = None  # type: ignore[assignment]
 
 
 class ReaderMethods:

@@ -91,6 +91,7 @@ cdef class _Read(_Call):
     cdef public Py_ssize_t got
     cdef public list parts
 
+    cdef void setup(self, object view, Py_ssize_t size, Py_ssize_t need, bint line) except *
     cdef bint full(self) except -1
     @cython.locals(n=Py_ssize_t, stop=Py_ssize_t)
     cdef Py_ssize_t fill(self, object data, Py_ssize_t start) except -1
@@ -103,6 +104,7 @@ cdef class _Write(_Call):
     cdef public Py_ssize_t off
     cdef public object error
 
+    cdef void setup(self, object view) except *
     cdef bint full(self) except -1
 
 
@@ -136,8 +138,7 @@ cdef class Pipe:
     cdef BaseException _read_error(self)
     cdef BaseException _write_error(self)
     cdef bint _at_end(self, _Read read) except -1
-    cpdef object read(self, _Read read, object timeout)
-    cdef object _read_at_gate(self, _Read read, object deadline)
+    cdef object read(self, _Read read, object deadline)
     cdef object _read_gated(self, _Read read, object deadline)
     @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *
@@ -145,8 +146,7 @@ cdef class Pipe:
     cdef void _take(self, _Read read, _Write write) except *
     cdef void _consume(self, _Write write, Py_ssize_t n) except *
     cdef void _park_read(self, _Read read, object deadline) except *
-    cpdef void write(self, _Write write, object timeout) except *
-    cdef void _write_at_gate(self, _Write write, object deadline) except *
+    cpdef void write(self, _Write write, object deadline) except *
     cdef void _write_gated(self, _Write write, object deadline) except *
     cdef void _park_write(self, _Write write, object deadline) except *
 
@@ -165,11 +165,11 @@ cdef class _Lines:
 
 cdef object _byte_view(object obj, str name, bint writable)
 cdef Py_ssize_t _size(object size, str name) except? -2
-@cython.locals(pipe=Pipe)
+@cython.locals(pipe=Pipe, read=_Read)
 cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
 @cython.locals(n=Py_ssize_t, view=memoryview)
 cdef object _readinto(object end, object buffer, bint one, str name)
-@cython.locals(pipe=Pipe, n=Py_ssize_t)
+@cython.locals(pipe=Pipe, n=Py_ssize_t, write=_Write)
 cdef object _write(object end, object data)
 
 
@@ -179,7 +179,7 @@ cdef object _write(object end, object data)
 cdef inline object _read_locked(Pipe pipe, _Read read, object deadline):
     pipe._mutex.acquire()
     try:
-        return pipe._read_at_gate(read, deadline)
+        return pipe.read(read, deadline)
     finally:
         pipe._mutex.release()
 
@@ -187,6 +187,6 @@ cdef inline object _read_locked(Pipe pipe, _Read read, object deadline):
 cdef inline void _write_locked(Pipe pipe, _Write write, object deadline) except *:
     pipe._mutex.acquire()
     try:
-        pipe._write_at_gate(write, deadline)
+        pipe.write(write, deadline)
     finally:
         pipe._mutex.release()

@@ -909,7 +909,7 @@ def _read(end: Any, view: Any, size: int, need: int, line: bool) -> Any:
         end = pipe = view = read = None  # type: ignore[assignment]
 
 
-def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
+def _readinto_view(end: Any, buffer: Any, one: bool, name: str) -> int:
     """``readinto`` (*one*: ``readinto1``) on the reader *end*."""
     # A view of our own, even of the caller's memoryview: the caller
     # may release theirs meanwhile, and the buffer stays alive until
@@ -929,9 +929,16 @@ def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
         end = buffer = view = None  # type: ignore[assignment]
 
 
+# Compiled, _readinto is the .pxd's (see _copy): for a bytearray, the same
+# read with the bytearray held by an export of its buffer (what a
+# memoryview of it holds, which keeps it from being resized), and no
+# memoryview made and released around it.
+locals()["_readinto"] = _readinto_view
+
+
 def _write(end: Any, data: Any) -> int:
     """``write`` on the writer *end*."""
-    # A view of our own, even of the caller's memoryview (see _readinto);
+    # A view of our own, even of the caller's memoryview (see _readinto_view);
     # bytes need none: nothing can resize or release them.
     view: Any = data if type(data) is bytes else _byte_view(data, "write() argument", False)
     pipe = end._pipe
@@ -1034,7 +1041,7 @@ class ReaderMethods:
             bytes-like object.
         :raises: otherwise as :meth:`read`.
         """
-        return _readinto(self, buffer, False, "readinto")
+        return _readinto(self, buffer, False, "readinto")  # type: ignore[no-any-return, name-defined]  # noqa: F821
 
     def readinto1(self, buffer: Any) -> int:
         """Read into *buffer* the bytes of at most one write, as soon as
@@ -1043,7 +1050,7 @@ class ReaderMethods:
         :return: the number of bytes read; ``0`` at EOF.
         :raises: as :meth:`readinto`.
         """
-        return _readinto(self, buffer, True, "readinto1")
+        return _readinto(self, buffer, True, "readinto1")  # type: ignore[no-any-return, name-defined]  # noqa: F821
 
     def readline(self, size: Any = -1) -> bytes:
         """Read up to and including the next ``b"\\n"``, at most *size* bytes.

@@ -168,7 +168,7 @@ cdef Py_ssize_t _size(object size, str name) except? -2
 @cython.locals(pipe=Pipe, read=_Read)
 cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
 @cython.locals(n=Py_ssize_t, view=memoryview)
-cdef object _readinto(object end, object buffer, bint one, str name)
+cdef object _readinto_view(object end, object buffer, bint one, str name)
 @cython.locals(pipe=Pipe, n=Py_ssize_t, write=_Write)
 cdef object _write(object end, object data)
 
@@ -190,3 +190,19 @@ cdef inline void _write_locked(Pipe pipe, _Write write, object deadline) except 
         pipe.write(write, deadline)
     finally:
         pipe._mutex.release()
+
+
+cdef inline object _readinto(object end, object buffer, bint one, str name):
+    # _core.py's _readinto_view(), but a bytearray is held by an export of
+    # its own buffer (what memoryview(buffer) holds: it cannot be resized
+    # meanwhile), with no memoryview made.
+    cdef Py_buffer pin
+    cdef Py_ssize_t n
+    if type(buffer) is not bytearray or not buffer:
+        return _readinto_view(end, buffer, one, name)
+    n = len(<bytearray>buffer)
+    PyObject_GetBuffer(buffer, &pin, PyBUF_WRITABLE)
+    try:
+        return _read(end, buffer, n, 1 if one else n, False)
+    finally:
+        PyBuffer_Release(&pin)

@@ -9,8 +9,10 @@ thread: a gevent semaphore belongs to the hub that first waits on it,
 and calls from several native threads may use one pipe. The core keeps
 a few per thread for its next waits (see ``_core._Thread``).
 
-Compiled (``gpipe._gpipe_c_backends``, this same file), the core's
-calls to ``semaphore()`` and ``acquire()`` cost no Python frame. This
+Compiled (``gpipe._gpipe_c_backends``, this same file typed by
+``_gpipe_c_backends.pxd``), :class:`Backend` is an extension type, and
+the core's calls to ``semaphore()`` and ``acquire()`` are C calls
+(only a :class:`Backend` can be a compiled pipe's backend). This
 module's namespace is then a copy of the compiled module's, whose
 functions look their globals up in the compiled module: rebinding a
 name here changes nothing (``get_backend.__globals__`` is where to).
@@ -160,9 +162,11 @@ class Backend:
     dead_end: Any  # the exception a wait raises at a dead end (see IBackend)
 
     def semaphore(self) -> Any:
+        """A new semaphore at 0 (see :meth:`IBackend.semaphore`)."""
         raise NotImplementedError
 
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
+        """Wait for a unit of *semaphore* (see :meth:`IBackend.acquire`)."""
         raise NotImplementedError
 
 

@@ -199,20 +199,25 @@ def measure(python: str, handoffs: int, cases: list[str], cache: bool) -> dict[s
     return results
 
 
+def _ratio(value: float, floor: float | None) -> str:
+    return f"{value / floor:.2f}" if floor else "-"
+
+
 def table(results: dict[str, Any], handoffs: int) -> str:
     floor = results.get("floor", {})
-    cache = "misses_per_handoff" in floor
+    cache = any("misses_per_handoff" in result for result in results.values())
     rows = [
         f"{handoffs:,} handoffs of {SIZE} bytes between two greenlets",
         f"{'case':<10}{'instructions/handoff':>22}{'x floor':>10}"
         + (f"{'L1 misses/handoff':>20}{'x floor':>10}" if cache else ""),
     ]
     for case, result in results.items():
-        ratio = f"{result['per_handoff'] / floor['per_handoff']:.2f}" if floor else "-"
-        row = f"{case:<10}{result['per_handoff']:>22,.0f}{ratio:>10}"
+        row = f"{case:<10}{result['per_handoff']:>22,.0f}"
+        row += f"{_ratio(result['per_handoff'], floor.get('per_handoff')):>10}"
         if cache:
             misses = result["misses_per_handoff"]["L1"]
-            row += f"{misses:>20,.0f}{misses / floor['misses_per_handoff']['L1']:>10.2f}"
+            floor_misses = floor.get("misses_per_handoff", {}).get("L1")
+            row += f"{misses:>20,.0f}{_ratio(misses, floor_misses):>10}"
         rows.append(row)
     return "\n".join(rows)
 

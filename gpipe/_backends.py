@@ -15,7 +15,8 @@ the core's calls to ``semaphore()`` and ``acquire()`` are C calls
 (only a :class:`Backend` can be a compiled pipe's backend). This
 module's namespace is then a copy of the compiled module's, whose
 functions look their globals up in the compiled module: rebinding a
-name here changes nothing (``get_backend.__globals__`` is where to).
+name here changes nothing (``get_backend.__globals__`` is where to, for
+the names that are not C variables of the ``.pxd``).
 
 The gevent backend hands out :class:`gevent.lock.Semaphore`, so a
 blocked call yields to its thread's hub like any gevent primitive

@@ -46,6 +46,7 @@ import weakref
 from collections import deque
 from typing import Any, Optional
 
+from ._backends import Backend as _Backend
 from ._backends import _original
 from ._backends import per_thread as _per_thread
 from ._errors import ClosedPipeError
@@ -220,7 +221,7 @@ class _Call:
     what = "a pipe call"  # each kind says which, for LoopExit notes
 
     def start(self) -> None:
-        """The state every call starts in (each kind's ``__init__`` runs
+        """The state every call starts in (each kind's ``setup()`` runs
         this first: compiled, a C call, where ``_Call.__init__(self)``
         would be a Python one)."""
         self.done = False  # completed or failed, and its semaphore released
@@ -399,6 +400,9 @@ class Pipe:
     )
 
     def __init__(self, backend: Any) -> None:
+        if not isinstance(backend, _Backend):
+            # (Compiled, any other object, None too, would be a crash.)
+            raise TypeError(f"a pipe's backend is a Backend, not {type(backend).__name__!r}")
         self.backend = backend
         self._mutex = _new_mutex()  # type: ignore[name-defined]  # noqa: F821
         self._rgate = _Gate()

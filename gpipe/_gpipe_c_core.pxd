@@ -138,7 +138,7 @@ cdef class Pipe:
     cdef BaseException _read_error(self)
     cdef BaseException _write_error(self)
     cdef bint _at_end(self, _Read read) except -1
-    cdef object read(self, _Read read, object deadline)
+    cpdef object read(self, _Read read, object deadline)
     cdef object _read_gated(self, _Read read, object deadline)
     @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *

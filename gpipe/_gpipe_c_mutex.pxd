@@ -10,3 +10,4 @@ cdef class Mutex:
     cpdef bint acquire(self) except -1
     cpdef void release(self) except *
     cpdef bint _is_owned(self)
+    cdef void _wake_one(self) noexcept

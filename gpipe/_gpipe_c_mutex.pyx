@@ -10,11 +10,12 @@ Its state (owner, depth, waiters) is only read and changed with the
 GIL held, by C code that runs no Python code in between: so taking a
 free mutex, or giving back one that no thread waits for, is a few C
 steps and no lock operation at all. Only a thread that finds it held
-by another thread waits, without the GIL, on a native lock that each
-release with a waiter releases once; a woken waiter checks again, so
-an extra wakeup is harmless and none is lost. (This needs the GIL: a
-free-threaded Python runs this module with the GIL enabled, as Cython
-builds it.)
+by another thread waits, without the GIL, on a native lock that a
+release leaves released while any thread waits; a woken waiter checks
+again, so an extra wakeup is harmless and none is lost. (This needs
+the GIL: a free-threaded Python runs this module with the GIL enabled,
+as Cython builds it; forced off, with ``PYTHON_GIL=0``, the mutex would
+not exclude anything, and the pure build is the one to run.)
 
 A waiting acquire is not interrupted by signals (Ctrl-C cannot break
 it, as it can ``RLock.acquire()`` in the main thread): the mutex is
@@ -75,7 +76,15 @@ cdef class Mutex:
         if not self._depth:
             self._owner = 0
             if self._waiters:
-                PyThread_release_lock(self._wakeup)
+                self._wake_one()
+
+    cdef void _wake_one(self) noexcept:
+        # Leave the wakeup lock released, once: a wakeup that no waiter
+        # has taken yet may still be pending (a lock released twice is a
+        # counting semaphore on some platforms, and fatal on others). So
+        # take it first, if it is free, then release it.
+        PyThread_acquire_lock(self._wakeup, NOWAIT_LOCK)
+        PyThread_release_lock(self._wakeup)
 
     cpdef bint _is_owned(self):
         """True if the calling thread holds the lock."""

@@ -473,3 +473,11 @@ def test_a_reader_closed_by_a_finaliser_in_the_middle_of_a_copy(bk, how, n):
     assert core._wgate.owner is None and not core._wgate.queue
     assert core._rgate.owner is None and not core._rgate.queue
     w.close()
+
+
+@pytest.mark.parametrize("backend", [None, object(), "gevent"])
+def test_a_pipe_core_takes_only_a_backend(backend):
+    """Anything else is refused at once, on both builds (compiled, a call
+    on it would be a C call on an object of the wrong type)."""
+    with pytest.raises(TypeError, match="backend is a Backend"):
+        Pipe(backend)

@@ -17,9 +17,10 @@ exec(read("gpipe", "_version.py"), version)
 
 
 def extensions():
-    """The compiled build of gpipe/_core.py, as gevent compiles its own
-    primitives: the same .py, typed by gpipe/_gpipe_c_core.pxd; and the
-    C-level mutex it uses, gpipe/_gpipe_c_mutex.pyx.
+    """The compiled build of gpipe/_core.py and gpipe/_backends.py, as
+    gevent compiles its own primitives: the same .py files, typed by
+    gpipe/_gpipe_c_core.pxd and gpipe/_gpipe_c_backends.pxd; and the
+    C-level mutex the core uses, gpipe/_gpipe_c_mutex.pyx.
 
     None without Cython (an install with no build isolation) or with
     PURE_PYTHON set: then gpipe runs its pure-Python build.
@@ -33,7 +34,11 @@ def extensions():
     core = Extension(
         "gpipe._gpipe_c_core",
         sources=["gpipe/_core.py"],
-        depends=["gpipe/_gpipe_c_core.pxd", "gpipe/_gpipe_c_mutex.pxd"],
+        depends=[
+            "gpipe/_gpipe_c_core.pxd",
+            "gpipe/_gpipe_c_mutex.pxd",
+            "gpipe/_gpipe_c_backends.pxd",
+        ],
     )
     # The core's mutex, a C-level lock (the pure build's is _thread.RLock).
     mutex = Extension(
@@ -41,9 +46,12 @@ def extensions():
         sources=["gpipe/_gpipe_c_mutex.pyx"],
         depends=["gpipe/_gpipe_c_mutex.pxd"],
     )
-    # The backends, compiled as they are (no .pxd): the core calls their
-    # semaphore() and acquire() on every wait.
-    backends = Extension("gpipe._gpipe_c_backends", sources=["gpipe/_backends.py"])
+    # The backends: the core calls their semaphore() and acquire() on every wait.
+    backends = Extension(
+        "gpipe._gpipe_c_backends",
+        sources=["gpipe/_backends.py"],
+        depends=["gpipe/_gpipe_c_backends.pxd"],
+    )
     try:
         return cythonize(
             [mutex, core, backends],

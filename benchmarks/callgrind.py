@@ -19,7 +19,12 @@ Each case runs twice under callgrind, with N handoffs and with none (the
 same start-up: imports, greenlets spawned and joined); the difference
 divided by N is the figure, instructions per handoff::
 
-    python benchmarks/callgrind.py [--handoffs N] [--python PATH] [--json FILE]
+    python benchmarks/callgrind.py [--handoffs N] [--python PATH] [--json FILE] [--cache]
+
+With ``--cache``, callgrind also simulates the processor's caches, and
+the table gives the first-level cache misses (instruction and data) per
+handoff beside the instructions: the instructions a handoff runs do not
+say how much of its time goes to waiting for memory.
 
 It needs ``valgrind`` on PATH and gevent in the Python that runs the
 cases (``--python``, this one by default); gpipe is taken from this
@@ -130,8 +135,11 @@ WORKLOADS = {"floor": floor, "channel": channel, "gpipe": gpipe_case, "gpipe-pur
 # -- measuring ----------------------------------------------------------------------------------
 
 
-def instructions(python: str, case: str, n: int, workdir: str) -> int:
-    """The instructions callgrind counts for one run of *case* with *n* handoffs."""
+def counts(python: str, case: str, n: int, workdir: str, cache: bool) -> dict[str, int]:
+    """What callgrind counts for one run of *case* with *n* handoffs: the
+    instructions (``Ir``) and, with *cache*, the simulated caches' misses
+    (``I1mr``, ``D1mr``, ``D1mw``: first level; ``ILmr``, ``DLmr``,
+    ``DLmw``: last level)."""
     out = os.path.join(workdir, f"callgrind.{case}.{n}.out")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
@@ -140,6 +148,7 @@ def instructions(python: str, case: str, n: int, workdir: str) -> int:
         [
             "valgrind",
             "--tool=callgrind",
+            f"--cache-sim={'yes' if cache else 'no'}",
             f"--callgrind-out-file={out}",
             python,
             os.path.abspath(__file__),
@@ -152,26 +161,36 @@ def instructions(python: str, case: str, n: int, workdir: str) -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    events: list[str] = []
     with open(out) as f:
         for line in f:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith(("summary:", "totals:")):
+                return dict(zip(events, map(int, line.split()[1:]), strict=True))
     raise RuntimeError(f"no totals in {out}")
 
 
-def measure(python: str, handoffs: int, cases: list[str]) -> dict[str, Any]:
+def measure(python: str, handoffs: int, cases: list[str], cache: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="gpipe-callgrind-") as workdir:
         for case in cases:
             started = time.monotonic()
-            base = instructions(python, case, 0, workdir)
-            total = instructions(python, case, handoffs, workdir)
+            base = counts(python, case, 0, workdir, cache)
+            total = counts(python, case, handoffs, workdir, cache)
+            per = {event: (total[event] - base[event]) / handoffs for event in total}
             results[case] = {
-                "startup": base,
-                "total": total,
-                "per_handoff": (total - base) / handoffs,
+                "startup": base["Ir"],
+                "total": total["Ir"],
+                "per_handoff": per["Ir"],
                 "seconds": round(time.monotonic() - started, 1),
             }
+            if cache:
+                results[case]["misses_per_handoff"] = {
+                    "L1": per["I1mr"] + per["D1mr"] + per["D1mw"],
+                    "LL": per["ILmr"] + per["DLmr"] + per["DLmw"],
+                    **{event: value for event, value in per.items() if event != "Ir"},
+                }
             print(
                 f"  {case}: {results[case]['per_handoff']:,.0f} instructions per handoff "
                 f"({results[case]['seconds']} s)",
@@ -180,15 +199,26 @@ def measure(python: str, handoffs: int, cases: list[str]) -> dict[str, Any]:
     return results
 
 
+def _ratio(value: float, floor: float | None) -> str:
+    return f"{value / floor:.2f}" if floor else "-"
+
+
 def table(results: dict[str, Any], handoffs: int) -> str:
-    floor_cost = results.get("floor", {}).get("per_handoff")
+    floor = results.get("floor", {})
+    cache = any("misses_per_handoff" in result for result in results.values())
     rows = [
         f"{handoffs:,} handoffs of {SIZE} bytes between two greenlets",
-        f"{'case':<10}{'instructions/handoff':>22}{'x floor':>10}",
+        f"{'case':<10}{'instructions/handoff':>22}{'x floor':>10}"
+        + (f"{'L1 misses/handoff':>20}{'x floor':>10}" if cache else ""),
     ]
     for case, result in results.items():
-        ratio = f"{result['per_handoff'] / floor_cost:.2f}" if floor_cost else "-"
-        rows.append(f"{case:<10}{result['per_handoff']:>22,.0f}{ratio:>10}")
+        row = f"{case:<10}{result['per_handoff']:>22,.0f}"
+        row += f"{_ratio(result['per_handoff'], floor.get('per_handoff')):>10}"
+        if cache:
+            misses = result["misses_per_handoff"]["L1"]
+            floor_misses = floor.get("misses_per_handoff", {}).get("L1")
+            row += f"{misses:>20,.0f}{_ratio(misses, floor_misses):>10}"
+        rows.append(row)
     return "\n".join(rows)
 
 
@@ -199,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
         "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}"
+    )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="also simulate the caches and count their misses per handoff (slower)",
     )
     parser.add_argument("--workload", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -214,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind is not on PATH", file=sys.stderr)
         return 2
-    results = measure(args.python, args.handoffs, cases)
+    results = measure(args.python, args.handoffs, cases, args.cache)
     print(table(results, args.handoffs))
     if args.json:
         version = subprocess.run(

@@ -9,11 +9,14 @@ thread: a gevent semaphore belongs to the hub that first waits on it,
 and calls from several native threads may use one pipe. The core keeps
 a few per thread for its next waits (see ``_core._Thread``).
 
-Compiled (``gpipe._gpipe_c_backends``, this same file), the core's
-calls to ``semaphore()`` and ``acquire()`` cost no Python frame. This
+Compiled (``gpipe._gpipe_c_backends``, this same file typed by
+``_gpipe_c_backends.pxd``), :class:`Backend` is an extension type, and
+the core's calls to ``semaphore()`` and ``acquire()`` are C calls
+(only a :class:`Backend` can be a compiled pipe's backend). This
 module's namespace is then a copy of the compiled module's, whose
 functions look their globals up in the compiled module: rebinding a
-name here changes nothing (``get_backend.__globals__`` is where to).
+name here changes nothing (``get_backend.__globals__`` is where to, for
+the names that are not C variables of the ``.pxd``).
 
 The gevent backend hands out :class:`gevent.lock.Semaphore`, so a
 blocked call yields to its thread's hub like any gevent primitive
@@ -33,7 +36,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Optional
 
-from zope.interface import implementer
+from zope.interface import classImplements
 
 from .interfaces import IBackend
 
@@ -152,8 +155,23 @@ def _kept_alive(wait: Callable[..., Any], *args: Any) -> bool:
             timer.stop()
 
 
-@implementer(IBackend)
-class GeventBackend:
+class Backend:
+    """What the two backends share: the core's calls to them (compiled,
+    typed C calls, by ``_gpipe_c_backends.pxd``)."""
+
+    name = ""
+    dead_end: Any  # the exception a wait raises at a dead end (see IBackend)
+
+    def semaphore(self) -> Any:
+        """A new semaphore at 0 (see :meth:`IBackend.semaphore`)."""
+        raise NotImplementedError
+
+    def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
+        """Wait for a unit of *semaphore* (see :meth:`IBackend.acquire`)."""
+        raise NotImplementedError
+
+
+class GeventBackend(Backend):
     """gevent blocking: every wait yields to the calling thread's hub.
 
     Semaphores are :class:`gevent.lock.Semaphore`.
@@ -189,8 +207,7 @@ def _lock_timeout(timeout: Optional[float]) -> float:
     return timeout if timeout < TIMEOUT_MAX else TIMEOUT_MAX
 
 
-@implementer(IBackend)
-class ThreadingBackend:
+class ThreadingBackend(Backend):
     """OS-thread blocking: every wait blocks the calling thread.
 
     Semaphores are native locks from :mod:`_thread` created locked: the
@@ -201,9 +218,9 @@ class ThreadingBackend:
     """
 
     name = "threading"
-    dead_end: tuple[type[BaseException], ...] = ()  # an OS thread just blocks
 
     def __init__(self) -> None:
+        self.dead_end = ()  # an OS thread just blocks
         self._allocate_lock = _original("_thread", "allocate_lock")
 
     def semaphore(self) -> Any:
@@ -214,6 +231,10 @@ class ThreadingBackend:
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
         return bool(semaphore.acquire(True, _lock_timeout(timeout)))
 
+
+# (Not as @implementer: compiled, these are extension types, which take no decorators.)
+classImplements(GeventBackend, IBackend)
+classImplements(ThreadingBackend, IBackend)
 
 _FACTORIES: dict[str, Callable[[], Any]] = {
     "gevent": GeventBackend,

@@ -12,19 +12,6 @@ from typing import Any
 PURE_PYTHON = bool(os.environ.get("PURE_PYTHON"))
 
 
-def checkpoint() -> None:
-    """Do nothing, as Python code.
-
-    The interpreter does the work it has pending for a thread (signal
-    handlers; from Python 3.12, also a garbage collection that an
-    allocation scheduled) only where Python code runs, which compiled
-    code is not. The compiled core calls this before a thread blocks in
-    a wait, so that a finaliser that collection runs (one that closes
-    the pipe the wait is for, say) is not put off until the wait ends.
-    This module is never compiled.
-    """
-
-
 def import_c_accel(globs: dict[str, Any], cname: str) -> None:
     """Replace the module whose globals are *globs* by its compiled build
     *cname*, if that was built and ``PURE_PYTHON`` is not set."""

@@ -46,9 +46,9 @@ import weakref
 from collections import deque
 from typing import Any, Optional
 
+from ._backends import Backend as _Backend
 from ._backends import _original
 from ._backends import per_thread as _per_thread
-from ._compat import checkpoint as _checkpoint
 from ._errors import ClosedPipeError
 
 __all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
@@ -98,35 +98,45 @@ class _Thread:
     waiting, and nobody will release it again: it is as good as new
     (while its gevent hub lives), and reusing it saves making one per
     wait. Spares are kept for one backend at a time, the one the thread
-    used last.
+    used last, in a stack of fixed size (a list that never grows or
+    shrinks: no allocation per wait).
     """
 
-    __slots__ = ("__weakref__", "backend", "ref", "spares")
+    __slots__ = ("__weakref__", "backend", "count", "ref", "spares")
 
     def __init__(self) -> None:
         self.ref = weakref.ref(self)
         self.backend: Any = None
-        self.spares: list[Any] = []
+        self.spares: list[Any] = [None] * _SPARES
+        self.count = 0  # how many of spares are kept, from the first
 
     def semaphore(self, backend: Any) -> Any:
         """A semaphore of *backend* at 0: a spare, or a new one."""
-        if self.spares and self.backend is backend:
-            sem = self.spares.pop()
+        if self.count and self.backend is backend:
+            self.count -= 1
+            sem = self.spares[self.count]
+            self.spares[self.count] = None
             hub = getattr(sem, "hub", None)
             if hub is None or hub.loop is not None:
                 return sem
             # A gevent semaphore of a hub destroyed since: a wait on it would
             # switch to that hub. Others may be that hub's too: drop them all.
-            self.spares = []
+            self.drop()
         return backend.semaphore()
 
     def keep(self, backend: Any, sem: Any) -> None:
         """Keep *sem*, acquired and at 0 again, for a later wait."""
         if self.backend is not backend:
+            self.drop()
             self.backend = backend
-            self.spares = []
-        if len(self.spares) < _SPARES:
-            self.spares.append(sem)
+        if self.count < _SPARES:
+            self.spares[self.count] = sem
+            self.count += 1
+
+    def drop(self) -> None:
+        """Keep no spares."""
+        self.spares[:] = [None] * _SPARES
+        self.count = 0
 
 
 def _here() -> _Thread:
@@ -176,6 +186,24 @@ def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
     dst[at : at + n] = src[start : start + n]
 
 
+def _no_pending() -> None:
+    """Let the interpreter do what it has pending for this thread: as
+    Python code, by being called.
+
+    Python code does it wherever it calls a function (this one, say):
+    signal handlers, and, from Python 3.12, a garbage collection that an
+    allocation scheduled. Compiled code runs none of it, so the compiled
+    build calls the C API's ``PyErr_CheckSignals()`` instead, which does
+    both: before a thread blocks in a wait, so that a finaliser that
+    collection runs (one that closes the pipe the wait is for, say), or
+    a :exc:`KeyboardInterrupt`, is not put off until the wait ends.
+    """
+
+
+# Compiled, _checkpoint is the .pxd's (see _copy below).
+locals()["_checkpoint"] = _no_pending
+
+
 # The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's
 # way of swapping in C: the name is set here, where neither Cython nor
 # the linters see it): one memmove between the two buffers, with no
@@ -193,7 +221,7 @@ class _Call:
     what = "a pipe call"  # each kind says which, for LoopExit notes
 
     def start(self) -> None:
-        """The state every call starts in (each kind's ``__init__`` runs
+        """The state every call starts in (each kind's ``setup()`` runs
         this first: compiled, a C call, where ``_Call.__init__(self)``
         would be a Python one)."""
         self.done = False  # completed or failed, and its semaphore released
@@ -228,7 +256,8 @@ class _Read(_Call):
     __slots__ = ("got", "line", "need", "parts", "size", "view")
     what = "a read from a PipeReader"
 
-    def __init__(self, view: Any, size: int, need: int, line: bool) -> None:
+    def setup(self, view: Any, size: int, need: int, line: bool) -> None:
+        """A new read's state (see _read() for why not ``__init__``)."""
         self.start()
         self.view = view
         self.size = size
@@ -285,7 +314,8 @@ class _Write(_Call):
     __slots__ = ("error", "off", "view")
     what = "a write to a PipeWriter"
 
-    def __init__(self, view: Any) -> None:
+    def setup(self, view: Any) -> None:
+        """A new write's state (see _read() for why not ``__init__``)."""
         self.start()
         self.view = view
         self.off = 0
@@ -370,6 +400,9 @@ class Pipe:
     )
 
     def __init__(self, backend: Any) -> None:
+        if not isinstance(backend, _Backend):
+            # (Compiled, any other object, None too, would be a crash.)
+            raise TypeError(f"a pipe's backend is a Backend, not {type(backend).__name__!r}")
         self.backend = backend
         self._mutex = _new_mutex()  # type: ignore[name-defined]  # noqa: F821
         self._rgate = _Gate()
@@ -400,7 +433,7 @@ class Pipe:
             mutex.release()
             # Pending work first (a collection: its finaliser may close this
             # pipe and wake the call), then the wait.
-            _checkpoint()
+            _checkpoint()  # type: ignore[name-defined]  # noqa: F821
             if not self.backend.acquire(call.sem, _remaining(deadline)):
                 return False
             here = call.thread()
@@ -525,16 +558,15 @@ class Pipe:
 
     # -- reading ---------------------------------------------------------------
 
-    def read(self, read: _Read, timeout: Optional[float]) -> Any:
-        """Fill *read* from the stream; its result (empty at EOF)."""
-        deadline = _deadline(timeout)
-        with self._mutex:
-            try:
-                self._rgate.enter(self, read, deadline)
-                return self._read_gated(read, deadline)
-            finally:
-                read.over = True
-                self._rgate.leave(read)
+    def read(self, read: _Read, deadline: Optional[float]) -> Any:
+        """Fill *read* from the stream, in its turn at the read gate; its
+        result (empty at EOF). Under the mutex (see _read_locked)."""
+        try:
+            self._rgate.enter(self, read, deadline)
+            return self._read_gated(read, deadline)
+        finally:
+            read.over = True
+            self._rgate.leave(read)
 
     def _read_gated(self, read: _Read, deadline: Optional[float]) -> Any:
         try:
@@ -605,21 +637,15 @@ class Pipe:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, write: _Write, timeout: Optional[float]) -> None:
-        """Hand all of *write* to readers, or raise with ``consumed`` set."""
-        deadline = _deadline(timeout)
+    def write(self, write: _Write, deadline: Optional[float]) -> None:
+        """Hand all of *write* to readers, in its turn at the write gate.
+        Under the mutex (see _write_locked)."""
         try:
-            with self._mutex:
-                try:
-                    self._wgate.enter(self, write, deadline)
-                    self._write_gated(write, deadline)
-                finally:
-                    write.over = True
-                    self._wgate.leave(write)
-        except BaseException as exc:
-            # Without the mutex: a close error's __setattr__ is the caller's code.
-            _consumed(exc, write.off)
-            raise
+            self._wgate.enter(self, write, deadline)
+            self._write_gated(write, deadline)
+        finally:
+            write.over = True
+            self._wgate.leave(write)
 
     def _write_gated(self, write: _Write, deadline: Optional[float]) -> None:
         if self._rclosed is not None or self._wclosed is not None:
@@ -703,6 +729,29 @@ class Pipe:
             )
 
 
+# -- a call under the mutex ----------------------------------------------------------
+#
+# Pipe.read() and Pipe.write() run under the pipe's mutex, taken by a
+# `with` block. Compiled, these two are the .pxd's instead (see _copy): the
+# same, with the mutex taken and given back by two C calls, where Cython
+# compiles a `with` block as for any object (it looks up, binds and calls
+# __enter__ and __exit__ by name, which costs a compiled handoff a tenth).
+
+
+def _read_with_mutex(pipe: Pipe, read: _Read, deadline: Optional[float]) -> Any:
+    with pipe._mutex:
+        return pipe.read(read, deadline)
+
+
+def _write_with_mutex(pipe: Pipe, write: _Write, deadline: Optional[float]) -> None:
+    with pipe._mutex:
+        pipe.write(write, deadline)
+
+
+locals()["_read_locked"] = _read_with_mutex
+locals()["_write_locked"] = _write_with_mutex
+
+
 def _split(chunk: bytes) -> list[bytes]:
     """*chunk* split after each b"\\n" only, as binary files split lines."""
     lines = chunk.split(b"\n")
@@ -727,23 +776,22 @@ class BufferedPipe(Pipe):
         Pipe.__init__(self, backend)
         self.bufsize = bufsize
 
-    def write(self, write: _Write, timeout: Optional[float]) -> None:
-        with self._mutex:
-            unread = self._unread
-            if (
-                self._wgate.owner is None
-                and self._read is None
-                and self._rclosed is None
-                and self._wclosed is None
-                and (0 if unread is None else len(unread)) + len(write.view) <= self.bufsize
-            ):
-                if unread is None:
-                    self._unread = bytearray(write.view)
-                else:
-                    unread += write.view
-                write.off = len(write.view)
-                return
-        Pipe.write(self, write, timeout)
+    def write(self, write: _Write, deadline: Optional[float]) -> None:
+        unread = self._unread
+        if (
+            self._wgate.owner is None
+            and self._read is None
+            and self._rclosed is None
+            and self._wclosed is None
+            and (0 if unread is None else len(unread)) + len(write.view) <= self.bufsize
+        ):
+            if unread is None:
+                self._unread = bytearray(write.view)
+            else:
+                unread += write.view
+            write.off = len(write.view)
+            return
+        Pipe.write(self, write, deadline)
 
 
 # -- line iteration ---------------------------------------------------------------
@@ -853,15 +901,19 @@ def _size(size: Any, name: str) -> int:
 def _read(end: Any, view: Any, size: int, need: int, line: bool) -> Any:
     """A read on the reader *end* (see :class:`_Read`)."""
     pipe = end._pipe
+    # Made bare and set up: compiled, two C calls, where _Read(...) would
+    # call a Python-level __init__ and parse its arguments.
+    read = _Read.__new__(_Read)
+    read.setup(view, size, need, line)
     try:
-        return pipe.read(_Read(view, size, need, line), end._timeout)
+        return _read_locked(pipe, read, _deadline(end._timeout))  # type: ignore[name-defined]  # noqa: F821
     finally:
         # No reference cycle through a traceback: an exception raised
         # here keeps neither the end nor the caller's buffer.
-        end = pipe = view = None
+        end = pipe = view = read = None  # type: ignore[assignment]
 
 
-def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
+def _readinto_view(end: Any, buffer: Any, one: bool, name: str) -> int:
     """``readinto`` (*one*: ``readinto1``) on the reader *end*."""
     # A view of our own, even of the caller's memoryview: the caller
     # may release theirs meanwhile, and the buffer stays alive until
@@ -881,9 +933,16 @@ def _readinto(end: Any, buffer: Any, one: bool, name: str) -> int:
         end = buffer = view = None  # type: ignore[assignment]
 
 
+# Compiled, _readinto is the .pxd's (see _copy): for a bytearray, the same
+# read with the bytearray held by an export of its buffer (what a
+# memoryview of it holds, which keeps it from being resized), and no
+# memoryview made and released around it.
+locals()["_readinto"] = _readinto_view
+
+
 def _write(end: Any, data: Any) -> int:
     """``write`` on the writer *end*."""
-    # A view of our own, even of the caller's memoryview (see _readinto);
+    # A view of our own, even of the caller's memoryview (see _readinto_view);
     # bytes need none: nothing can resize or release them.
     view: Any = data if type(data) is bytes else _byte_view(data, "write() argument", False)
     pipe = end._pipe
@@ -892,13 +951,20 @@ def _write(end: Any, data: Any) -> int:
         if not n:
             pipe.check_write()
             return 0
-        pipe.write(_Write(view), end._timeout)
+        write = _Write.__new__(_Write)  # (as in _read())
+        write.setup(view)
+        try:
+            _write_locked(pipe, write, _deadline(end._timeout))  # type: ignore[name-defined]  # noqa: F821
+        except BaseException as exc:
+            # Without the mutex: a close error's __setattr__ is the caller's code.
+            _consumed(exc, write.off)
+            raise
         return n
     finally:
         if view is not data:
             # Let go of the caller's buffer: it may be resized at once.
             view.release()
-        end = data = view = pipe = None
+        end = data = view = pipe = write = None  # type: ignore[assignment]
 
 
 class ReaderMethods:
@@ -979,7 +1045,7 @@ class ReaderMethods:
             bytes-like object.
         :raises: otherwise as :meth:`read`.
         """
-        return _readinto(self, buffer, False, "readinto")
+        return _readinto(self, buffer, False, "readinto")  # type: ignore[no-any-return, name-defined]  # noqa: F821
 
     def readinto1(self, buffer: Any) -> int:
         """Read into *buffer* the bytes of at most one write, as soon as
@@ -988,7 +1054,7 @@ class ReaderMethods:
         :return: the number of bytes read; ``0`` at EOF.
         :raises: as :meth:`readinto`.
         """
-        return _readinto(self, buffer, True, "readinto1")
+        return _readinto(self, buffer, True, "readinto1")  # type: ignore[no-any-return, name-defined]  # noqa: F821
 
     def readline(self, size: Any = -1) -> bytes:
         """Read up to and including the next ``b"\\n"``, at most *size* bytes.

@@ -4,15 +4,16 @@
 # the steps of the compiled code: only where it calls back into Python.
 
 cimport cython
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.string cimport memmove
 
+from gpipe._gpipe_c_backends cimport Backend
 from gpipe._gpipe_c_mutex cimport Mutex
 
 cdef object _monotonic
 cdef object _newline
 cdef object _per_thread
-cdef object _checkpoint
 cdef object ClosedPipeError
 cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT
@@ -25,6 +26,11 @@ cdef Py_ssize_t _SPARES
 cdef inline Mutex _new_mutex():
     # _core.py's _thread.RLock, in C
     return Mutex()
+
+
+cdef inline int _checkpoint() except -1:
+    # _core.py's _no_pending(): signal handlers, and (3.12+) a scheduled collection
+    return PyErr_CheckSignals()
 
 
 cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
@@ -50,10 +56,12 @@ cdef class _Thread:
     cdef public object ref
     cdef public object backend
     cdef public list spares
+    cdef public Py_ssize_t count
 
     @cython.locals(sem=object, hub=object)
-    cdef object semaphore(self, object backend)
-    cdef void keep(self, object backend, object sem) except *
+    cdef object semaphore(self, Backend backend)
+    cdef void keep(self, Backend backend, object sem) except *
+    cdef void drop(self) except *
 
 
 cdef _Thread _here()
@@ -70,7 +78,7 @@ cdef class _Call:
 
     cdef void start(self)
     @cython.locals(here=_Thread)
-    cdef void park(self, object backend) except *
+    cdef void park(self, Backend backend) except *
     cdef void wake(self) except *
     cpdef bint gone(self) except -1
 
@@ -83,6 +91,7 @@ cdef class _Read(_Call):
     cdef public Py_ssize_t got
     cdef public list parts
 
+    cdef void setup(self, object view, Py_ssize_t size, Py_ssize_t need, bint line) except *
     cdef bint full(self) except -1
     @cython.locals(n=Py_ssize_t, stop=Py_ssize_t)
     cdef Py_ssize_t fill(self, object data, Py_ssize_t start) except -1
@@ -95,6 +104,7 @@ cdef class _Write(_Call):
     cdef public Py_ssize_t off
     cdef public object error
 
+    cdef void setup(self, object view) except *
     cdef bint full(self) except -1
 
 
@@ -109,7 +119,7 @@ cdef class _Gate:
 
 
 cdef class Pipe:
-    cdef public object backend
+    cdef public Backend backend
     cdef readonly Mutex _mutex
     cdef public _Gate _rgate
     cdef public _Gate _wgate
@@ -128,7 +138,7 @@ cdef class Pipe:
     cdef BaseException _read_error(self)
     cdef BaseException _write_error(self)
     cdef bint _at_end(self, _Read read) except -1
-    cpdef object read(self, _Read read, object timeout)
+    cpdef object read(self, _Read read, object deadline)
     cdef object _read_gated(self, _Read read, object deadline)
     @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *
@@ -136,7 +146,7 @@ cdef class Pipe:
     cdef void _take(self, _Read read, _Write write) except *
     cdef void _consume(self, _Write write, Py_ssize_t n) except *
     cdef void _park_read(self, _Read read, object deadline) except *
-    cpdef void write(self, _Write write, object timeout) except *
+    cpdef void write(self, _Write write, object deadline) except *
     cdef void _write_gated(self, _Write write, object deadline) except *
     cdef void _park_write(self, _Write write, object deadline) except *
 
@@ -155,9 +165,44 @@ cdef class _Lines:
 
 cdef object _byte_view(object obj, str name, bint writable)
 cdef Py_ssize_t _size(object size, str name) except? -2
-@cython.locals(pipe=Pipe)
+@cython.locals(pipe=Pipe, read=_Read)
 cdef object _read(object end, object view, Py_ssize_t size, Py_ssize_t need, bint line)
-@cython.locals(n=Py_ssize_t)
-cdef object _readinto(object end, object buffer, bint one, str name)
-@cython.locals(pipe=Pipe, n=Py_ssize_t)
+@cython.locals(n=Py_ssize_t, view=memoryview)
+cdef object _readinto_view(object end, object buffer, bint one, str name)
+@cython.locals(pipe=Pipe, n=Py_ssize_t, write=_Write)
 cdef object _write(object end, object data)
+
+
+# _core.py's _read_with_mutex() and _write_with_mutex(): their `with`
+# blocks, as the C calls that take and give back the mutex.
+
+cdef inline object _read_locked(Pipe pipe, _Read read, object deadline):
+    pipe._mutex.acquire()
+    try:
+        return pipe.read(read, deadline)
+    finally:
+        pipe._mutex.release()
+
+
+cdef inline void _write_locked(Pipe pipe, _Write write, object deadline) except *:
+    pipe._mutex.acquire()
+    try:
+        pipe.write(write, deadline)
+    finally:
+        pipe._mutex.release()
+
+
+cdef inline object _readinto(object end, object buffer, bint one, str name):
+    # _core.py's _readinto_view(), but a bytearray is held by an export of
+    # its own buffer (what memoryview(buffer) holds: it cannot be resized
+    # meanwhile), with no memoryview made.
+    cdef Py_buffer pin
+    cdef Py_ssize_t n
+    if type(buffer) is not bytearray or not buffer:
+        return _readinto_view(end, buffer, one, name)
+    n = len(<bytearray>buffer)
+    PyObject_GetBuffer(buffer, &pin, PyBUF_WRITABLE)
+    try:
+        return _read(end, buffer, n, 1 if one else n, False)
+    finally:
+        PyBuffer_Release(&pin)

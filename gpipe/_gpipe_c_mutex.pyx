@@ -1,19 +1,31 @@
-"""The compiled build's pipe mutex: a reentrant native lock, taken and
-given in C.
+"""The compiled build's pipe mutex: a reentrant lock, taken and given
+in C.
 
 The pure-Python build uses :class:`_thread.RLock` (see ``_core.py``);
 this is the same lock with the methods the core uses, ``acquire()``,
 ``release()``, ``_is_owned()`` and ``with``; the first three the
-compiled core calls as C functions. A blocking acquire waits without
-the GIL and is not interrupted by signals (Ctrl-C cannot break it, as
-it can ``RLock.acquire()`` in the main thread): the mutex is only ever
-held for a few steps, never while a call waits, and no code of the
-caller's runs under it but finalisers.
+compiled core calls as C functions.
+
+Its state (owner, depth, waiters) is only read and changed with the
+GIL held, by C code that runs no Python code in between: so taking a
+free mutex, or giving back one that no thread waits for, is a few C
+steps and no lock operation at all. Only a thread that finds it held
+by another thread waits, without the GIL, on a native lock that a
+release leaves released while any thread waits; a woken waiter checks
+again, so an extra wakeup is harmless and none is lost. (This needs
+the GIL: a free-threaded Python runs this module with the GIL enabled,
+as Cython builds it; forced off, with ``PYTHON_GIL=0``, the mutex would
+not exclude anything, and the pure build is the one to run.)
+
+A waiting acquire is not interrupted by signals (Ctrl-C cannot break
+it, as it can ``RLock.acquire()`` in the main thread): the mutex is
+only ever held for a few steps, never while a call waits, and no code
+of the caller's runs under it but finalisers.
 """
 
 from cpython.pythread cimport (
-    NOWAIT_LOCK,
     WAIT_LOCK,
+    NOWAIT_LOCK,
     PyThread_acquire_lock,
     PyThread_allocate_lock,
     PyThread_free_lock,
@@ -27,25 +39,28 @@ cdef class Mutex:
     must give it back as many times."""
 
     def __cinit__(self):
-        self._lock = PyThread_allocate_lock()
-        if self._lock == NULL:
+        # Held from the start: a release hands a wakeup to one waiter.
+        self._wakeup = PyThread_allocate_lock()
+        if self._wakeup == NULL:
             raise MemoryError()
+        PyThread_acquire_lock(self._wakeup, NOWAIT_LOCK)
 
     def __dealloc__(self):
-        if self._lock != NULL:
-            if self._depth:
-                PyThread_release_lock(self._lock)
-            PyThread_free_lock(self._lock)
+        if self._wakeup != NULL:
+            PyThread_free_lock(self._wakeup)
 
     cpdef bint acquire(self) except -1:
         """Take the lock, waiting for it if another thread holds it."""
         cdef unsigned long me = PyThread_get_thread_ident()
-        if self._depth and self._owner == me:
-            self._depth += 1
-            return True
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        if self._depth:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            self._waiters += 1
+            while self._depth:  # re-check: the GIL is held again
+                with nogil:
+                    PyThread_acquire_lock(self._wakeup, WAIT_LOCK)
+            self._waiters -= 1
         self._owner = me
         self._depth = 1
         return True
@@ -60,7 +75,16 @@ cdef class Mutex:
         self._depth -= 1
         if not self._depth:
             self._owner = 0
-            PyThread_release_lock(self._lock)
+            if self._waiters:
+                self._wake_one()
+
+    cdef void _wake_one(self) noexcept:
+        # Leave the wakeup lock released, once: a wakeup that no waiter
+        # has taken yet may still be pending (a lock released twice is a
+        # counting semaphore on some platforms, and fatal on others). So
+        # take it first, if it is free, then release it.
+        PyThread_acquire_lock(self._wakeup, NOWAIT_LOCK)
+        PyThread_release_lock(self._wakeup)
 
     cpdef bint _is_owned(self):
         """True if the calling thread holds the lock."""

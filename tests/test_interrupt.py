@@ -14,7 +14,7 @@ import gevent.event
 import pytest
 
 import gpipe
-from gpipe._backends import get_backend
+from gpipe._backends import Backend, get_backend
 from gpipe._core import Pipe
 from gpipe._pipe import PipeReader, PipeWriter
 
@@ -25,8 +25,10 @@ class Interrupt(Exception):
     pass
 
 
-class InterruptAfterWake:
-    """Wraps a backend: the next reader wait returns, then raises."""
+class InterruptAfterWake(Backend):
+    """Wraps a backend: the next reader wait returns, then raises.
+
+    (A Backend: the compiled core takes no other kind.)"""
 
     def __init__(self, inner):
         self.inner = inner

@@ -131,6 +131,36 @@ def test_an_error_in_a_with_block_releases_it(lock):
     assert in_thread(lambda: lock.acquire() and (lock.release() or True))
 
 
+def test_threads_that_contend_for_it_take_turns(lock):
+    """Native threads take it many times over, each letting the others
+    run while it holds it (the GIL is released, as a finaliser's Python
+    code may): never two inside at once, and none left waiting."""
+    threads, rounds = 4, 300
+    sleep = _original("time", "sleep")
+    inside: list[int] = []
+    overlaps: list[int] = []
+    done: list[int] = []
+
+    def work() -> None:
+        for _ in range(rounds):
+            with lock:
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(len(inside))
+                with lock:  # again, as a finaliser's close may
+                    sleep(0)  # the others run, and find it held
+                inside.pop()
+        done.append(1)
+
+    finished = [start(work) for _ in range(threads)]
+    for each in finished:
+        assert each.acquire(True, TIMEOUT * 4), "a thread is stuck"
+    assert overlaps == []
+    assert len(done) == threads
+    assert not lock._is_owned()
+    assert in_thread(lambda: lock.acquire() and (lock.release() or True))
+
+
 @pytest.mark.skipif(MUTEX is None, reason="the extension was not built")
 def test_the_compiled_core_uses_the_mutex():
     import gpipe

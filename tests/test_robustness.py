@@ -21,7 +21,7 @@ import weakref
 import pytest
 
 import gpipe
-from gpipe._backends import get_backend
+from gpipe._backends import Backend, get_backend
 from gpipe._core import COMPILED, Pipe
 from gpipe._pipe import PipeReader, PipeWriter
 
@@ -86,7 +86,7 @@ def test_a_collection_inside_a_call_that_closes_the_other_end_is_not_missed(bk, 
         gc.set_threshold(*old)
 
 
-class _CollectsOnPark:
+class _CollectsOnPark(Backend):
     """A backend whose semaphores are made by an allocation that runs a
     garbage collection, as any allocation may."""
 
@@ -394,7 +394,7 @@ class _ClosesReaderOnNthCollection:
             state["reader"].close()
 
 
-class _Recording:
+class _Recording(Backend):
     """A backend that keeps every semaphore the core makes."""
 
     def __init__(self, inner):
@@ -473,3 +473,11 @@ def test_a_reader_closed_by_a_finaliser_in_the_middle_of_a_copy(bk, how, n):
     assert core._wgate.owner is None and not core._wgate.queue
     assert core._rgate.owner is None and not core._rgate.queue
     w.close()
+
+
+@pytest.mark.parametrize("backend", [None, object(), "gevent"])
+def test_a_pipe_core_takes_only_a_backend(backend):
+    """Anything else is refused at once, on both builds (compiled, a call
+    on it would be a C call on an object of the wrong type)."""
+    with pytest.raises(TypeError, match="backend is a Backend"):
+        Pipe(backend)

@@ -112,6 +112,26 @@ def test_a_readinto_target_released_while_blocked_is_filled(bk):
     assert task.get() == len(b"for the next read")
 
 
+@pytest.mark.parametrize("method", ["readinto", "readinto1"])
+def test_a_bytearray_cannot_be_resized_under_a_blocked_readinto(bk, method):
+    """The call holds the bytearray as a memoryview of it would: resizing
+    it meanwhile raises BufferError in the resizer, and the read goes on
+    into the very same bytes; once the call has returned, it resizes."""
+    r, w = ends(bk)
+    target = bytearray(4)
+    task = bk.go(getattr(r, method), target)
+    wait_blocked(bk, r)
+    with pytest.raises(BufferError):
+        target.extend(b"more")
+    with pytest.raises(BufferError):
+        del target[:]
+    assert w.write(b"kept") == 4
+    assert task.get() == 4
+    assert target == b"kept"
+    target.extend(b"!")  # no longer held
+    assert target == b"kept!"
+
+
 def test_a_view_released_before_the_call_is_refused_at_once(bk):
     r, w = ends(bk)
     view = memoryview(bytearray(b"gone"))

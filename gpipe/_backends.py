@@ -163,11 +163,17 @@ class Backend:
     dead_end: Any  # the exception a wait raises at a dead end (see IBackend)
 
     def semaphore(self) -> Any:
-        """A new semaphore at 0 (see :meth:`IBackend.semaphore`)."""
+        """A new semaphore at 0 (see :meth:`IBackend.semaphore`).
+
+        :raises NotImplementedError: always, here; each backend has its own.
+        """
         raise NotImplementedError
 
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
-        """Wait for a unit of *semaphore* (see :meth:`IBackend.acquire`)."""
+        """Wait for a unit of *semaphore* (see :meth:`IBackend.acquire`).
+
+        :raises NotImplementedError: always, here; each backend has its own.
+        """
         raise NotImplementedError
 
 

@@ -135,7 +135,7 @@ class _Thread:
 
     def drop(self) -> None:
         """Keep no spares."""
-        self.spares[:] = [None] * _SPARES
+        self.spares = [None] * _SPARES
         self.count = 0
 
 
@@ -186,7 +186,7 @@ def _copy_slices(dst: Any, at: int, src: Any, start: int, n: int) -> None:
     dst[at : at + n] = src[start : start + n]
 
 
-def _no_pending() -> None:
+def _run_pending() -> None:
     """Let the interpreter do what it has pending for this thread: as
     Python code, by being called.
 
@@ -201,7 +201,7 @@ def _no_pending() -> None:
 
 
 # Compiled, _checkpoint is the .pxd's (see _copy below).
-locals()["_checkpoint"] = _no_pending
+locals()["_checkpoint"] = _run_pending
 
 
 # The copy of a handoff. Compiled, _copy is the .pxd's instead (gevent's

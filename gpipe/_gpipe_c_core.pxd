@@ -29,7 +29,7 @@ cdef inline Mutex _new_mutex():
 
 
 cdef inline int _checkpoint() except -1:
-    # _core.py's _no_pending(): signal handlers, and (3.12+) a scheduled collection
+    # _core.py's _run_pending(): signal handlers, and (3.12+) a scheduled collection
     return PyErr_CheckSignals()
 
 

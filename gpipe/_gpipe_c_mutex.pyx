@@ -24,8 +24,8 @@ of the caller's runs under it but finalisers.
 """
 
 from cpython.pythread cimport (
-    WAIT_LOCK,
     NOWAIT_LOCK,
+    WAIT_LOCK,
     PyThread_acquire_lock,
     PyThread_allocate_lock,
     PyThread_free_lock,

@@ -130,7 +130,12 @@ def test_smoke_fairness_and_memory(smoke: dict[str, Any]) -> None:
     assert set(memory["idle_pipe_bytes"]) == {"gevent", "threading"}
     assert all(size > 0 for size in memory["idle_pipe_bytes"].values())
     assert memory["pairs_ratio"] > 0
+    assert set(memory["pairs_median_s"]) == {"gpipe", "channel-copy", "floor"}
+    med = memory["pairs_median_s"]
+    assert memory["pairs_floor_ratio"] == med["channel-copy"] / med["floor"]
+    assert memory["pairs_gpipe_floor_ratio"] == med["floor"] / med["gpipe"]
     assert "idle pipe, both ends, bytes: gevent " in out
+    assert "floor: 2 Semaphores + copy" in out
 
 
 @pytest.mark.timeout(SMOKE_TIMEOUT)

@@ -108,18 +108,54 @@ def pairs_channel(pairs: int) -> float:
     return elapsed
 
 
+def pairs_floor(pairs: int) -> float:
+    """The same with the Semaphore floor's turns (see ``semaphore_floor``):
+    each pair's two greenlets take turns on two Semaphores, copying a
+    chunk a turn, as many turns as a pipe pair has writes."""
+    import gevent
+    from gevent.lock import Semaphore
+
+    data = block(PAIRS_CHUNK)
+    turns = PAIRS_TOTAL // PAIRS_CHUNK
+
+    def side(mine: Any, other: Any, turns: int) -> int:
+        view = _buffer(PAIRS_CHUNK)
+        got = 0
+        for _ in range(turns):
+            mine.acquire()
+            view[:] = data
+            got += PAIRS_CHUNK
+            other.release()
+        return got
+
+    start = _perf()
+    sides = []
+    for _ in range(pairs):
+        a, b = Semaphore(1), Semaphore(0)  # a has the first turn
+        sides.append(gevent.spawn(side, a, b, (turns + 1) // 2))
+        sides.append(gevent.spawn(side, b, a, turns // 2))
+    gevent.joinall(sides, raise_error=True)
+    elapsed = _perf() - start
+    _check(sum(g.value for g in sides), pairs * PAIRS_TOTAL, "Semaphore floor pairs")
+    return elapsed
+
+
+PAIRS_RUNNERS = {"gpipe": pairs_gpipe, "channel-copy": pairs_channel, "floor": pairs_floor}
+
+
 def memory(pipes: int, pairs: int, rounds: int) -> dict[str, Any]:
-    """Idle pipe size on each backend; *pairs* pairs, gpipe against Channel."""
+    """Idle pipe size on each backend; *pairs* pairs, gpipe against Channel
+    and against the Semaphore floor."""
     idle = {backend: idle_pipe_bytes(backend, pipes) for backend in ("gevent", "threading")}
-    times: dict[str, list[float]] = {"gpipe": [], "channel-copy": []}
-    runners = {"gpipe": pairs_gpipe, "channel-copy": pairs_channel}
-    pairs_gpipe(min(pairs, 100))  # warm-up
-    pairs_channel(min(pairs, 100))
+    times: dict[str, list[float]] = {name: [] for name in PAIRS_RUNNERS}
+    for runner in PAIRS_RUNNERS.values():
+        runner(min(pairs, 100))  # warm-up
     for i in range(rounds):
-        # Alternate which goes first, so neither always runs on a warm heap.
-        for name in sorted(runners, reverse=bool(i % 2)):
+        # Rotate which goes first, so none always runs on a warm heap.
+        names = list(PAIRS_RUNNERS)
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             gc.collect()
-            times[name].append(runners[name](pairs))
+            times[name].append(PAIRS_RUNNERS[name](pairs))
     med = {name: statistics.median(values) for name, values in times.items()}
     per_round = [c / g for g, c in zip(times["gpipe"], times["channel-copy"], strict=True)]
     return {
@@ -134,4 +170,8 @@ def memory(pipes: int, pairs: int, rounds: int) -> dict[str, Any]:
         "pairs_ratio": med["channel-copy"] / med["gpipe"],
         "pairs_ratio_min": min(per_round),
         "pairs_ratio_max": max(per_round),
+        # The floor's own speed against Channel's, and gpipe's against the
+        # floor's: a pipe built on gevent's Semaphore cannot pass the first.
+        "pairs_floor_ratio": med["channel-copy"] / med["floor"],
+        "pairs_gpipe_floor_ratio": med["floor"] / med["gpipe"],
     }

@@ -295,6 +295,9 @@ def format_table(results: dict[str, Any]) -> str:
             f"      gpipe {med['gpipe']:.3f} s, Channel + copy {med['channel-copy']:.3f} s;"
             f" Channel's time / gpipe's {mem['pairs_ratio']:.2f}x"
             f" ({mem['pairs_ratio_min']:.2f}-{mem['pairs_ratio_max']:.2f})",
+            f"      floor: 2 Semaphores + copy {med['floor']:.3f} s;"
+            f" Channel's time / the floor's {mem['pairs_floor_ratio']:.2f}x,"
+            f" the floor's / gpipe's {mem['pairs_gpipe_floor_ratio']:.2f}x",
         ]
     return "\n".join(out)
 
@@ -396,7 +399,15 @@ def format_rst(results: dict[str, Any]) -> str:
                 [
                     f"{mem['pairs']:,} greenlet pairs, time of Channel + copy / gpipe",
                     f"{mem['pairs_ratio']:.2f}x",
-                ]
+                ],
+                [
+                    f"{mem['pairs']:,} greenlet pairs, time of Channel + copy / the floor",
+                    f"{mem['pairs_floor_ratio']:.2f}x",
+                ],
+                [
+                    f"{mem['pairs']:,} greenlet pairs, time of the floor / gpipe",
+                    f"{mem['pairs_gpipe_floor_ratio']:.2f}x",
+                ],
             ],
         )
     table(

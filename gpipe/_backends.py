@@ -199,6 +199,13 @@ class GeventBackend(Backend):
         return self._semaphore(0)
 
     def acquire(self, semaphore: Any, timeout: Optional[float]) -> bool:
+        if timeout is not None:
+            if timeout <= 0:
+                # No time left: no wait. (gevent's acquire(True, 0) would
+                # let every other ready greenlet run first.)
+                return bool(semaphore.acquire(False))
+            if timeout > TIMEOUT_MAX:
+                timeout = TIMEOUT_MAX  # (libuv's timers take no more)
         if not _other_threads():
             # Only this thread can release it: a plain gevent wait, which
             # raises LoopExit if nothing else in this thread can run.

@@ -895,6 +895,8 @@ def _size(size: Any, name: str) -> int:
             ) from None
     if size < -1:
         raise ValueError(f"{name}() size must be >= 0 or -1, not {size}")
+    if size > _NO_LIMIT:
+        return -1  # more than memory can hold: no limit, as for readline()
     return int(size)
 
 

@@ -6,7 +6,8 @@
 * :exc:`WriterAbortedError`: a read from a pipe whose writer broke off
   without a clean close and without an error of its own to pass on: a
   kill, a :class:`gevent.Timeout`, a :exc:`KeyboardInterrupt` left its
-  ``with`` block, or it was collected unclosed. Deliberately neither a
+  ``with`` block, or it was collected unclosed; or whose error is a
+  :exc:`ConnectionError`, which readers must not raise. Deliberately neither a
   :exc:`BrokenPipeError` nor a :exc:`ConnectionError`: HTTP clients take
   those, raised while they send a body, for a server that closed the
   connection early, and would send a cut-off body as if it were whole.
@@ -44,7 +45,10 @@ class WriterAbortedError(OSError):
     ``__cause__``; or when the writer was garbage-collected without
     being closed (no ``__cause__``). Such an exception is meant for the
     code it interrupted: raising it again in the reader would deliver it
-    twice.
+    twice. Also when the writer was closed with a :exc:`ConnectionError`
+    (a :exc:`BrokenPipeError`, such as a :exc:`ClosedPipeError` of
+    another pipe the producer wrote to), which is then its
+    ``__cause__``: see below.
 
     An :exc:`OSError`, and neither a :exc:`BrokenPipeError` nor a
     :exc:`ConnectionError`: an HTTP client sending the reader as a

@@ -77,6 +77,21 @@ def _peer_error(exc: BaseException, who: str) -> BaseException:
     return err
 
 
+def _readers_error(exc: Optional[BaseException]) -> Optional[BaseException]:
+    """What reads raise once the writer is closed with *exc*: *exc* itself,
+    unless it is a :exc:`ConnectionError` (:exc:`BrokenPipeError`, a
+    :exc:`~gpipe.ClosedPipeError` from another pipe, a reset socket).
+    HTTP clients take one raised while they send a body for a server that
+    closed the connection early, and do not fail the request: readers get
+    a :exc:`~gpipe.WriterAbortedError` with *exc* as ``__cause__``."""
+    if not isinstance(exc, ConnectionError):
+        return exc
+    detail = f": {exc}" if str(exc) else ""
+    err = WriterAbortedError(f"the writer was closed with {type(exc).__name__}{detail}")
+    err.__cause__ = exc
+    return err
+
+
 _BUILD = "compiled" if COMPILED else "pure"
 
 
@@ -145,7 +160,12 @@ class _End(io.BufferedIOBase):
         """Close this end so that calls on the other end raise *exc*.
 
         The very instance *exc* is raised there, each time with the
-        traceback it had when passed in. If this end was already
+        traceback it had when passed in; except that a writer's
+        :exc:`ConnectionError` (:exc:`BrokenPipeError`, a
+        :exc:`~gpipe.ClosedPipeError` of another pipe) reaches readers
+        as a :exc:`~gpipe.WriterAbortedError` with it as ``__cause__``:
+        HTTP clients sending the reader as a body would take it for a
+        server that closed the connection early. If this end was already
         closed, the earlier close stands and this call does nothing.
         ``close_with_error(None)`` closes the end cleanly, whatever
         exception is being handled when it is called.
@@ -190,8 +210,8 @@ class _End(io.BufferedIOBase):
     def seekable(self) -> bool:
         """Return False: a pipe cannot seek.
 
-        :raises ClosedPipeError: this end is closed (a :exc:`ValueError`,
-            as for any closed file).
+        :raises ValueError: this end is closed, as for any closed file
+            (for a writer, a :exc:`~gpipe.ClosedPipeError`, which is one).
         """
         self._check_open()
         return False
@@ -203,7 +223,12 @@ class _End(io.BufferedIOBase):
             raise error(f"I/O operation on a closed {type(self).__name__}")
 
     def flush(self) -> None:
-        """Do nothing: a pipe has no buffer to flush."""
+        """Do nothing, on an open end: a pipe has no buffer to flush.
+
+        :raises ValueError: this end is closed, as for any closed file
+            (for a writer, a :exc:`~gpipe.ClosedPipeError`, which is one).
+        """
+        self._check_open()
 
     def __repr__(self) -> str:
         cls = type(self).__name__
@@ -291,8 +316,7 @@ class PipeReader(ReaderMethods, _End):
     def readable(self) -> bool:
         """Return True: this is the read end.
 
-        :raises ClosedPipeError: this reader is closed (a :exc:`ValueError`,
-            as for any closed file).
+        :raises ValueError: this reader is closed, as for any closed file.
         """
         self._check_open()
         return True
@@ -300,7 +324,7 @@ class PipeReader(ReaderMethods, _End):
     def writable(self) -> bool:
         """Return False: this is the read end.
 
-        :raises ClosedPipeError: this reader is closed.
+        :raises ValueError: this reader is closed, as for any closed file.
         """
         self._check_open()
         return False
@@ -354,7 +378,7 @@ class PipeReader(ReaderMethods, _End):
         :raises ValueError: *mode* is not ``"r"`` or ``"rb"``; an encoding,
             errors or newline in binary mode; ``buffering=0`` in text mode.
         :raises TypeError: *buffering* is not an integer or ``None``.
-        :raises ClosedPipeError: this reader is closed (a :exc:`ValueError`).
+        :raises ValueError: this reader is closed, as for any closed file.
 
         .. versionadded:: 0.1.0
         .. versionchanged:: 0.2.0
@@ -592,6 +616,16 @@ class PipeWriter(WriterMethods, _End):
         self._check_open()
         return False
 
+    def writelines(self, lines: Any) -> None:
+        """Write each bytes-like object of *lines* in turn, with :meth:`write`.
+
+        :raises ClosedPipeError: this writer is closed (as :meth:`write`:
+            :class:`io.IOBase`'s own would raise a plain :exc:`ValueError`).
+        """
+        self._check_open()
+        for line in lines:
+            self.write(line)
+
     def read(self, size: Optional[int] = -1) -> bytes:
         """Raise :exc:`io.UnsupportedOperation`: this is the write end.
 
@@ -639,10 +673,12 @@ class PipeWriter(WriterMethods, _End):
 
         Reads then raise *exc* itself if it is an :exc:`Exception`
         (a :exc:`StopIteration` too, which ends no iteration over the
-        pipe), else a :exc:`~gpipe.WriterAbortedError` with it as
-        ``__cause__`` (a :exc:`KeyboardInterrupt`, a kill or a
-        :class:`gevent.Timeout` is delivered once, to the code it
-        interrupted). The exception goes on
+        pipe) other than a :exc:`ConnectionError`, else a
+        :exc:`~gpipe.WriterAbortedError` with it as ``__cause__`` (a
+        :exc:`KeyboardInterrupt`, a kill or a :class:`gevent.Timeout` is
+        delivered once, to the code it interrupted; a
+        :exc:`BrokenPipeError` would look to an HTTP client like a
+        server that closed the connection). The exception goes on
         unchanged.
 
         A normal exit closes the writer cleanly: readers get EOF. The
@@ -711,7 +747,7 @@ class PipeWriter(WriterMethods, _End):
         return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
     def _close(self, exc: Optional[BaseException]) -> None:
-        self._pipe.close_write(exc)
+        self._pipe.close_write(_readers_error(exc))
 
     def _collected(self, core: Pipe) -> None:
         core.close_write(

@@ -271,7 +271,10 @@ def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Consum
         except BaseException as exc:
             task.error = (exc, exc.__traceback__)
             reader.close_with_error(_peer_error(exc, "consumer"))
-            if isinstance(exc, Exception) or exc is writer._sent:
+            # (The writer's close error from the core: a reference to the
+            # writer here would keep it alive, and a writer dropped
+            # unclosed would leave this task waiting forever.)
+            if isinstance(exc, Exception) or exc is core.close_error(False):
                 # The writer's owner has this error already: raising a
                 # KeyboardInterrupt it gave here would deliver it twice.
                 return

@@ -166,7 +166,9 @@ def produce(writer: gpipe.PipeWriter, how: str, cut_at: list[float]) -> BaseExce
 
     ``kill``: until the test kills this greenlet. ``timeout``: past HALF,
     an upstream that never answers, bounded by a gevent.Timeout.
-    ``error``: past HALF, an OSError. The time of the cut goes to *cut_at*.
+    ``error``: past HALF, an OSError; ``broken-pipe``: a BrokenPipeError
+    (of a pipe the producer reads from, say), which readers must get as a
+    WriterAbortedError. The time of the cut goes to *cut_at*.
     """
     upstream = gevent.event.Event()  # never set
     sent = 0
@@ -177,9 +179,9 @@ def produce(writer: gpipe.PipeWriter, how: str, cut_at: list[float]) -> BaseExce
                 sent += len(CHUNK)
                 if sent < HALF or how == "kill":
                     continue
-                if how == "error":
+                if how in ("error", "broken-pipe"):
                     cut_at.append(time.monotonic())
-                    raise OSError("the source went away")
+                    raise (OSError if how == "error" else BrokenPipeError)("the source went away")
                 try:
                     with gevent.Timeout(0.2):
                         upstream.wait()
@@ -214,7 +216,7 @@ def causes(exc: BaseException) -> list[BaseException]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("how", ["kill", "timeout", "error"])
+@pytest.mark.parametrize("how", ["kill", "timeout", "error", "broken-pipe"])
 @pytest.mark.parametrize("client", sorted(CLIENTS))
 def test_client_fails_when_the_producer_is_cut_off(recording_server, client, how):
     server = recording_server

@@ -11,6 +11,7 @@ import sys
 import traceback
 import tracemalloc
 
+import gevent
 import pytest
 
 import gpipe
@@ -18,6 +19,7 @@ from gpipe._core import COMPILED
 from gpipe._pipe import PipeReader, PipeWriter
 
 from ._tasks import Call
+from .conftest import WAIT
 
 
 class Boom(Exception):
@@ -132,6 +134,22 @@ def test_writelines_and_flush(bk):
     assert task.get() == b"abc"
 
 
+def test_writelines_and_flush_on_closed_ends(bk):
+    """As write() on a closed writer, and as flush() on any closed file."""
+    r, w = bk.pipe()
+    w.close()
+    r.close()
+    with pytest.raises(gpipe.ClosedPipeError, match="closed PipeWriter"):
+        w.writelines([b"x"])
+    with pytest.raises(gpipe.ClosedPipeError, match="closed PipeWriter"):
+        w.writelines([])
+    with pytest.raises(gpipe.ClosedPipeError):
+        w.flush()
+    with pytest.raises(ValueError, match="closed PipeReader") as info:
+        r.flush()
+    assert not isinstance(info.value, gpipe.ClosedPipeError)  # reads never raise it
+
+
 # -- 2. writer close: EOF or the very error ------------------------------------
 
 
@@ -199,6 +217,37 @@ def test_blocked_reader_sees_error_when_writer_closes(bk):
     with pytest.raises(Boom) as info:
         task.get()
     assert info.value is err
+
+
+@pytest.mark.parametrize(
+    "error",
+    [BrokenPipeError("gone"), ConnectionResetError("reset"), gpipe.ClosedPipeError("other pipe")],
+    ids=["BrokenPipeError", "ConnectionResetError", "ClosedPipeError"],
+)
+@pytest.mark.parametrize("how", ["close_with_error", "with block", "close in except"])
+def test_a_writers_connection_error_reaches_readers_as_writer_aborted(bk, error, how):
+    """Never a ConnectionError for readers: HTTP clients take one, raised
+    while they send a body, for a server that closed the connection."""
+    r, w = bk.pipe()
+    if how == "close_with_error":
+        w.close_with_error(error)
+    else:
+        with pytest.raises(type(error)):
+            if how == "with block":
+                with w:
+                    raise error
+            else:
+                try:
+                    raise error
+                except ConnectionError:
+                    w.close()
+                    raise
+    for _ in range(2):  # the same answer each time
+        with pytest.raises(gpipe.WriterAbortedError) as info:
+            r.read1(10)
+        assert not isinstance(info.value, ConnectionError)
+        assert info.value.__cause__ is error
+        assert str(info.value) == f"the writer was closed with {type(error).__name__}: {error}"
 
 
 # -- 3. reader close ------------------------------------------------------------
@@ -482,6 +531,25 @@ def test_timeout_zero_fails_at_once_when_it_would_block(bk):
     with pytest.raises(TimeoutError) as info:
         w.write(b"x")
     assert info.value.consumed == 0
+
+
+def test_timeout_zero_on_gevent_lets_no_other_greenlet_run_first():
+    """A call with no time left raises at once, where gevent's wait of 0
+    seconds would first give way to every greenlet that is ready."""
+    r, w = gpipe.pipe(backend="gevent")
+    r.settimeout(0)
+    w.settimeout(0)
+    ran: list[str] = []
+    other = gevent.spawn(ran.append, "other")
+    with pytest.raises(TimeoutError):
+        r.read1(1)
+    with pytest.raises(TimeoutError):
+        w.write(b"x")
+    assert ran == []
+    other.join(timeout=WAIT)
+    assert ran == ["other"]
+    r.close()
+    w.close()
 
 
 def test_timeout_waiting_at_the_gate(bk):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import itertools
 import os
+import subprocess
 import sys
 import threading
 import warnings
@@ -220,6 +221,35 @@ def test_huge_finite_timeouts_wait_like_long_ones(bk, timeout):
     bk.wait_blocked(r)
     assert w.write(b"first") == 5
     assert task.get() == b"first"
+
+
+LIBUV_WAIT = """
+import sys, gevent, gpipe
+assert "libuv" in type(gevent.get_hub().loop).__module__
+timeout = float(sys.argv[1])
+r, w = gpipe.pipe(backend="gevent")
+r.settimeout(timeout)
+w.settimeout(timeout)
+task = gevent.spawn(w.write, b"later")
+print(r.read1(10), task.get())
+"""
+
+
+@pytest.mark.parametrize("timeout", [1e13, sys.float_info.max])
+def test_huge_finite_timeouts_on_gevents_libuv_loop(timeout):
+    """libuv's timers (gevent's loop on Windows) take no more than about
+    2**63 ms: a longer timeout waits as long as a native lock's longest."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, GEVENT_LOOP="libuv")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", LIBUV_WAIT, repr(timeout)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 6,
+    )
+    assert (done.returncode, done.stdout) == (0, "b'later' 5\n"), done.stderr
 
 
 # -- KeyboardInterrupt at any function entry --------------------------------------------------

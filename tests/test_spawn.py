@@ -9,6 +9,7 @@ the end.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import subprocess
@@ -109,6 +110,28 @@ def test_producer_error_reaches_reader(spawn):
     with pytest.raises(ValueError, match="boom") as info:
         r.read1(100)
     assert info.value is boom
+    r.close()
+    spawn.ended()
+    assert spawn.reports == []  # delivered to the reader, not reported
+
+
+def test_producer_connection_error_reaches_reader_as_writer_aborted(spawn):
+    """A producer that fails writing elsewhere (another pipe whose reader
+    went away, say) must not hand readers a BrokenPipeError: an HTTP
+    client sending the reader would take it for a server that left."""
+    other_r, other_w = gpipe.pipe(backend=spawn.name)
+    other_r.close()
+
+    def tee(writer):
+        writer.write(b"chunk")
+        other_w.write(b"chunk")  # raises ClosedPipeError, a BrokenPipeError
+
+    r = spawn_producer_checked(spawn, tee)
+    assert r.read1(100) == b"chunk"
+    with pytest.raises(gpipe.WriterAbortedError, match="closed with ClosedPipeError") as info:
+        r.read1(100)
+    assert not isinstance(info.value, ConnectionError)
+    assert isinstance(info.value.__cause__, gpipe.ClosedPipeError)
     r.close()
     spawn.ended()
     assert spawn.reports == []  # delivered to the reader, not reported
@@ -411,6 +434,31 @@ def test_consumer_returning_early_closes_reader(spawn):
     with pytest.raises(gpipe.ClosedPipeError, match="reader was closed"):
         w.write(b"rest")
     assert w.join(WAIT) == b"a"
+
+
+def test_consumer_writer_dropped_unclosed_ends_the_consumer(spawn):
+    """As a plain writer collected unclosed: a ResourceWarning, and the
+    consumer's read raises WriterAbortedError, which ends it. (Its own
+    task must not keep the writer alive, or it would wait forever.)"""
+    got = []
+
+    def fn(reader):
+        try:
+            reader.read()
+        except gpipe.WriterAbortedError as exc:
+            got.append(exc)
+            raise
+
+    def start() -> None:
+        w = gpipe.spawn_consumer(fn)
+        w.write(b"part")  # then forgotten: no close, no with block
+
+    with pytest.warns(ResourceWarning, match="unclosed <gpipe.ConsumerWriter"):
+        start()
+        gc.collect()
+    spawn.ended()
+    assert len(got) == 1 and "garbage-collected" in str(got[0])
+    assert spawn.reports == []
 
 
 def test_consumer_close_does_not_block_join_times_out(spawn):

@@ -8,7 +8,8 @@ call alone: the call on the other side of the pipe goes on unaffected.
   nothing happened, its bytes intact; neither side fails.
 * ``readline(size)`` with a size beyond ``sys.maxsize``: no limit, as
   :mod:`_pyio`'s ``BytesIO.readline`` has it (the C ``io`` classes raise
-  :exc:`OverflowError`), and never an error in the writer's call.
+  :exc:`OverflowError`), and never an error in the writer's call; and
+  so for ``read(size)`` and ``read1(size)``, on both builds.
 * A close error whose class refuses attribute assignment: writers still
   get that very error (the pipe cannot tell them ``consumed`` on it).
 
@@ -171,6 +172,16 @@ def test_readline_beyond_maxsize_never_fails_the_writer(bk):
         assert outcome(writing) == 6
     except OverflowError as exc:
         pytest.fail(f"the reader's size failed the writer: {exc!r}")
+
+
+@pytest.mark.parametrize("size", [2**63, 10**100])
+def test_read_and_read1_beyond_maxsize_have_no_limit(bk, size):
+    """As readline(): as -1, on both builds (no buffer holds that many)."""
+    r, w = ends(bk)
+    task = bk.go(lambda: (w.write(b"one"), w.write(b"two"), w.write(b"three"), w.close()))
+    assert r.read1(size) == b"one"
+    assert r.read(size) == b"twothree"
+    assert task.get() == (3, 3, 5, None)
 
 
 # -- a close error that refuses attributes ------------------------------------------------------

@@ -438,6 +438,74 @@ def test_makefile_failed_flush_fails_the_pipe(bk, mode):
     assert reads_error(r) is info.value
 
 
+@pytest.mark.parametrize("mode", ["w", "wb"])
+def test_makefile_flush_interrupted_after_a_partial_read_fails_the_pipe(bk, mode):
+    """The file keeps its whole buffer after an interrupted flush: a retry
+    would send the bytes readers already took a second time."""
+    r, w = bk.pipe()
+    f = w.makefile(mode)
+    f.write("0123456789" if mode == "w" else b"0123456789")
+    taker = bk.go(r.read, 4)
+    w.settimeout(0.2)
+    with pytest.raises(TimeoutError) as info:
+        f.flush()
+    assert info.value.consumed == 4
+    assert taker.get() == b"0123"
+    assert w.closed
+    with pytest.raises(ValueError):  # a retry sends nothing: the writer is closed
+        f.flush()
+    error = reads_error(r)
+    assert isinstance(error, gpipe.WriterAbortedError)
+    assert error.__cause__ is info.value
+    f.close()  # the pipe is failed already: nothing more to do
+
+
+@pytest.mark.parametrize("mode", ["w", "wb"])
+def test_makefile_flush_interrupted_before_any_read_can_be_retried(bk, mode):
+    r, w = bk.pipe()
+    f = w.makefile(mode)
+    f.write("whole" if mode == "w" else b"whole")
+    w.settimeout(0)
+    with pytest.raises(TimeoutError) as info:
+        f.flush()
+    assert info.value.consumed == 0
+    w.settimeout(None)
+    task = bk.go(r.read)
+    f.close()
+    assert task.get() == b"whole"
+
+
+@pytest.mark.parametrize("mode", ["w", "wb"])
+@pytest.mark.parametrize("how", ["with block", "close"])
+def test_writer_closed_under_a_file_holding_bytes_is_no_eof(bk, mode, how):
+    """The csv/json pattern with the file left open: the writer's clean
+    close would drop what the file buffered and give readers EOF."""
+    r, w = bk.pipe()
+    f = w.makefile(mode)
+    f.write("row1\nrow2\n" if mode == "w" else b"row1\nrow2\n")
+    if how == "with block":
+        with w:
+            pass
+    else:
+        w.close()
+    error = reads_error(r)
+    assert isinstance(error, gpipe.WriterAbortedError)
+    assert "still held bytes" in str(error)
+    f.close()  # nothing to do: the writer is closed
+
+
+@pytest.mark.parametrize("mode", ["w", "wb"])
+def test_writer_closed_under_a_flushed_file_is_eof(bk, mode):
+    r, w = bk.pipe()
+    f = w.makefile(mode)
+    f.write("row\n" if mode == "w" else b"row\n")
+    task = bk.go(r.read)
+    f.flush()
+    w.close()
+    assert task.get() == b"row\n"
+    f.close()
+
+
 def test_plain_buffered_writer_failed_flush_is_eof(bk):
     """What makefile() is for: io.BufferedWriter closes cleanly after a failed flush."""
     r, w = bk.pipe()

@@ -183,8 +183,14 @@ class _BufferedPipeWriter(_WriterRules, io.BufferedWriter):
 
 
 class _TextPipeWriter(_WriterRules, io.TextIOWrapper):
-    __slots__ = ()
     mode = "w"
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        if self.line_buffering and ("\n" in s or "\r" in s):
+            # Line buffering flushed it all, through the buffer's flush().
+            self._held = False
+        return n
 
 
 def _check(end: Any, mode: str, buffering: Optional[int], text_args: dict[str, Any]) -> int:

@@ -494,13 +494,14 @@ def test_writer_closed_under_a_file_holding_bytes_is_no_eof(bk, mode, how):
     f.close()  # nothing to do: the writer is closed
 
 
-@pytest.mark.parametrize("mode", ["w", "wb"])
+@pytest.mark.parametrize("mode", ["w", "wb", "line-buffered"])
 def test_writer_closed_under_a_flushed_file_is_eof(bk, mode):
     r, w = bk.pipe()
-    f = w.makefile(mode)
-    f.write("row\n" if mode == "w" else b"row\n")
+    f = w.makefile("w", 1) if mode == "line-buffered" else w.makefile(mode)
     task = bk.go(r.read)
-    f.flush()
+    f.write(b"row\n" if mode == "wb" else "row\n")
+    if mode != "line-buffered":  # (its newline flushed it)
+        f.flush()
     w.close()
     assert task.get() == b"row\n"
     f.close()

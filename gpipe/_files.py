@@ -19,8 +19,6 @@ import sys
 from types import TracebackType
 from typing import Any, Optional
 
-from ._errors import WriterAbortedError
-
 # A writer's makefile() buffer: one 64 KiB write per handoff, as iter_chunks.
 FILE_BUFFER = 65536
 
@@ -107,42 +105,7 @@ class _ReaderRules(_Rules):
 
 
 class _WriterRules(_Rules):
-    """A writer's file also knows whether it holds bytes it has not
-    flushed (``_held``, which the writer's clean close checks), and gives
-    up the pipe when a write of its buffer stops after readers took part
-    of it: the :mod:`io` class keeps the whole buffer then, and a retry
-    would send that part again."""
-
-    # No __slots__ here: _held lives in the io object's own __dict__.
-    _held = False
-
-    def write(self, data: Any) -> int:
-        self._held = True  # (before: even a write that fails may keep some)
-        try:
-            return super().write(data)  # type: ignore[misc,no-any-return]
-        except BaseException as exc:
-            self._cut(exc)
-            raise
-
-    def flush(self) -> None:
-        try:
-            super().flush()  # type: ignore[misc]
-        except BaseException as exc:
-            self._cut(exc)
-            raise
-        self._held = False
-
-    def _cut(self, exc: BaseException) -> None:
-        """Fail the pipe if the write *exc* stopped had been partly read."""
-        raw = _raw(self)
-        consumed = getattr(exc, "consumed", 0)
-        if consumed and not raw.closed:
-            err = WriterAbortedError(
-                f"a makefile() file's write was interrupted by {type(exc).__name__} after "
-                f"readers took {consumed} bytes of it"
-            )
-            err.__cause__ = exc
-            raw.close_with_error(err)
+    __slots__ = ()
 
     def close(self) -> None:
         raw = _raw(self)
@@ -161,7 +124,7 @@ class _WriterRules(_Rules):
         if raw.closed:
             return
         try:
-            self.flush()
+            self.flush()  # type: ignore[attr-defined]
         except BaseException as exc:
             # The io classes would close the writer cleanly after a failed
             # flush: the bytes it withdrew would never be missed.
@@ -183,14 +146,8 @@ class _BufferedPipeWriter(_WriterRules, io.BufferedWriter):
 
 
 class _TextPipeWriter(_WriterRules, io.TextIOWrapper):
+    __slots__ = ()
     mode = "w"
-
-    def write(self, s: str) -> int:
-        n = super().write(s)
-        if self.line_buffering and ("\n" in s or "\r" in s):
-            # Line buffering flushed it all, through the buffer's flush().
-            self._held = False
-        return n
 
 
 def _check(end: Any, mode: str, buffering: Optional[int], text_args: dict[str, Any]) -> int:
@@ -239,20 +196,16 @@ def open_end(
         # initialised, and its finaliser leaves the end alone.
         size = FILE_BUFFER if buffering < 0 or line_buffering else buffering
         buffer = _BufferedPipeWriter(end, size)
-        end._files.add(buffer)
     if binary:
         return buffer
     try:
-        text = (_TextPipeReader if end.mode == "rb" else _TextPipeWriter)(
+        return (_TextPipeReader if end.mode == "rb" else _TextPipeWriter)(
             buffer,
             encoding="utf-8" if encoding is None else encoding,
             errors=errors,
             newline=newline,
             line_buffering=line_buffering,
         )
-        if buffer is not end:
-            end._files.add(text)
-        return text
     except BaseException:
         if buffer is not end:
             # The buffer is whole: detached, it neither closes the end nor

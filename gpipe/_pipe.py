@@ -18,7 +18,6 @@ import numbers
 import operator
 import sys
 import warnings
-import weakref
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Optional
@@ -720,18 +719,7 @@ class PipeWriter(WriterMethods, _End):
           died, or forgot it) emits :exc:`ResourceWarning` and closes
           this writer as if it were collected itself: reads raise
           :exc:`~gpipe.WriterAbortedError`. Close the file before a
-          :func:`~gpipe.spawn_producer` function returns;
-        - closing this writer cleanly (its :meth:`close`, its ``with``
-          block) while a file over it holds bytes it has not written
-          (written to it since its last flush) closes it with a
-          :exc:`~gpipe.WriterAbortedError` instead: close the file, not
-          the writer under it;
-        - a write of the file's buffer that a timeout, a kill or a
-          :class:`gevent.Timeout` interrupts after readers took part of
-          it closes this writer with a :exc:`~gpipe.WriterAbortedError`
-          caused by that exception: the file still holds the whole
-          buffer, and writing it again would repeat that part. One
-          interrupted before readers took anything can be retried.
+          :func:`~gpipe.spawn_producer` function returns.
 
         A call that raises, for any argument, leaves this writer open
         and usable, with no warning.
@@ -759,28 +747,7 @@ class PipeWriter(WriterMethods, _End):
         return super().makefile(mode, buffering, encoding=encoding, errors=errors, newline=newline)
 
     def _close(self, exc: Optional[BaseException]) -> None:
-        if exc is None:
-            exc = self._unflushed()
         self._pipe.close_write(_readers_error(exc))
-
-    @property
-    def _files(self) -> Any:
-        """The files :meth:`makefile` made over this writer, while they live."""
-        files = self.__dict__.get("files")
-        if files is None:
-            files = self.__dict__["files"] = weakref.WeakSet()
-        return files
-
-    def _unflushed(self) -> Optional[BaseException]:
-        """The error a clean close gives readers instead of EOF while a file
-        over this writer holds bytes it has not written (None if none does)."""
-        for file in list(self.__dict__.get("files", ())):
-            if getattr(file, "_held", False) and not file.closed:
-                return WriterAbortedError(
-                    "the writer was closed while a makefile() file over it still held "
-                    "bytes it had not written: close the file instead"
-                )
-        return None
 
     def _collected(self, core: Pipe) -> None:
         core.close_write(

@@ -990,10 +990,12 @@ class ReaderMethods:
         :raises WriterAbortedError: the writer broke off: it was
             interrupted (a kill, :class:`gevent.Timeout`,
             :exc:`KeyboardInterrupt`: the ``__cause__``) or collected
-            unclosed.
+            unclosed; or it was closed with a :exc:`ConnectionError`
+            (the ``__cause__``).
         :raises TimeoutError: the :meth:`settimeout` timeout expired.
         :raises BaseException: the very error the writer passed to
-            :meth:`PipeWriter.close_with_error`.
+            :meth:`PipeWriter.close_with_error` (if not a
+            :exc:`ConnectionError`).
         :raises TypeError: *size* is not an integer or ``None``.
 
         An interrupted read (timeout, kill, error) consumes nothing: the

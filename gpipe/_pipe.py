@@ -191,7 +191,9 @@ class _End(io.BufferedIOBase):
         calls raise; any other exception (:exc:`KeyboardInterrupt`, a
         kill) makes them raise an error with it as ``__cause__``:
         readers a :exc:`~gpipe.WriterAbortedError`, writers a
-        :exc:`~gpipe.ClosedPipeError`. The exception goes on unchanged.
+        :exc:`~gpipe.ClosedPipeError`. (Readers also get a
+        :exc:`~gpipe.WriterAbortedError` for a writer's
+        :exc:`ConnectionError`.) The exception goes on unchanged.
         """
         if exc is None:
             self._shut(None)
@@ -223,12 +225,12 @@ class _End(io.BufferedIOBase):
             raise error(f"I/O operation on a closed {type(self).__name__}")
 
     def flush(self) -> None:
-        """Do nothing, on an open end: a pipe has no buffer to flush.
+        """Do nothing: a pipe has no buffer to flush.
 
-        :raises ValueError: this end is closed, as for any closed file
-            (for a writer, a :exc:`~gpipe.ClosedPipeError`, which is one).
+        (Not even on a closed end, where a file's flush raises: the
+        :mod:`io` close that every close runs calls it, and two threads
+        closing the same end at once must both succeed.)
         """
-        self._check_open()
 
     def __repr__(self) -> str:
         cls = type(self).__name__
@@ -720,6 +722,18 @@ class PipeWriter(WriterMethods, _End):
           this writer as if it were collected itself: reads raise
           :exc:`~gpipe.WriterAbortedError`. Close the file before a
           :func:`~gpipe.spawn_producer` function returns.
+
+        Two things the file cannot know, as no :mod:`io` file can:
+
+        - that this writer was closed under it: close the file, not the
+          writer (nor leave the writer's ``with`` block with the file
+          open): a clean close of the writer drops what the file still
+          buffers, and readers get EOF;
+        - how much of its buffer readers took when a write of it was
+          interrupted (a timeout, a kill): the file keeps the whole
+          buffer, and writing it again would repeat that part. After
+          such an error, close the file (or the writer) with it rather
+          than retry.
 
         A call that raises, for any argument, leaves this writer open
         and usable, with no warning.

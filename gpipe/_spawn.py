@@ -85,7 +85,10 @@ def spawn_producer(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Pipe
 
     - When *fn* returns, the writer is closed: the reader sees EOF.
     - When *fn* raises an :exc:`Exception`, the writer is closed with
-      it: reads raise that very exception, never a clean EOF. A
+      it: reads raise that very exception, never a clean EOF (a
+      :exc:`ConnectionError`, such as the :exc:`~gpipe.ClosedPipeError`
+      of another pipe *fn* writes to, as a
+      :exc:`~gpipe.WriterAbortedError` caused by it). A
       ``BaseException`` that is not an ``Exception`` (a
       :class:`gevent.GreenletExit` from a kill, :exc:`KeyboardInterrupt`)
       makes reads raise :exc:`~gpipe.WriterAbortedError` instead, with
@@ -212,7 +215,9 @@ class ConsumerWriter(PipeWriter, Generic[T]):
         :meth:`join`, whose errors are raised here.
 
         Leaving the block by an :exc:`Exception` makes the consumer's
-        reads raise it; by any other exception (:exc:`KeyboardInterrupt`,
+        reads raise it (a :exc:`ConnectionError`: a
+        :exc:`~gpipe.WriterAbortedError` caused by it); by any other
+        exception (:exc:`KeyboardInterrupt`,
         :exc:`SystemExit`, a kill), a :exc:`~gpipe.WriterAbortedError`
         with it as ``__cause__``, so that it reaches the caller once, from the
         ``with`` block, and the consumer never raises it again. Then it
@@ -249,8 +254,9 @@ def spawn_consumer(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Consum
       writer with it and does not wait (see
       :meth:`ConsumerWriter.__exit__`): *fn*'s reads raise it, or a
       :exc:`~gpipe.WriterAbortedError` caused by it for a
-      :exc:`KeyboardInterrupt` or :exc:`SystemExit`, which reaches the
-      caller once, from the ``with`` block.
+      :exc:`ConnectionError`, and for a :exc:`KeyboardInterrupt` or
+      :exc:`SystemExit`, which reaches the caller once, from the
+      ``with`` block.
 
     *fn*'s outcome is kept for :meth:`ConsumerWriter.join` and never
     reported otherwise.

@@ -34,7 +34,9 @@ class ICloser(Interface):
     An end is a context manager. Leaving its ``with`` block normally
     closes it cleanly; leaving it by an exception closes the end with that
     exception, so that the other end raises it: the very instance if it
-    is an :exc:`Exception`. Any other exception (:exc:`KeyboardInterrupt`,
+    is an :exc:`Exception` (but a writer's :exc:`ConnectionError` reaches
+    readers as a :exc:`~gpipe.WriterAbortedError` caused by it: HTTP
+    clients would take it for a server that left). Any other exception (:exc:`KeyboardInterrupt`,
     :exc:`SystemExit`, a kill, :class:`gevent.Timeout`) is meant for the
     code it interrupted, and is not delivered twice: the other end raises
     an error that names it, with it as ``__cause__`` -- readers a
@@ -62,8 +64,11 @@ class ICloser(Interface):
         """Close this end so that calls on the other end raise *exc*.
 
         The very instance *exc* is raised, each time with the traceback
-        it had when it was passed in. ``close_with_error(None)`` closes
-        the end cleanly, whatever exception is being handled.
+        it had when it was passed in; but a writer's
+        :exc:`ConnectionError` reaches readers as a
+        :exc:`~gpipe.WriterAbortedError` with it as ``__cause__``.
+        ``close_with_error(None)`` closes the end cleanly, whatever
+        exception is being handled.
 
         :raises TypeError: *exc* is neither ``None`` nor an exception instance.
         """
@@ -105,14 +110,17 @@ class IPipeReader(ICloser, ITimeouts):
     * EOF (``b""`` or ``0``): the writer was closed cleanly, and
       everything written before was read. Nothing else.
     * ``e`` itself: the writer was closed with ``close_with_error(e)``,
-      or left its ``with`` block by the :exc:`Exception` ``e``. Bytes
-      written before are read first; a full read that needs more than
-      they hold raises ``e`` and leaves them for :meth:`read1`.
+      or left its ``with`` block by the :exc:`Exception` ``e``, unless
+      ``e`` is a :exc:`ConnectionError` (below). Bytes written before
+      are read first; a full read that needs more than they hold raises
+      ``e`` and leaves them for :meth:`read1`.
     * :exc:`~gpipe.WriterAbortedError`: the writer broke off -- a
       kill, :class:`gevent.Timeout`, :exc:`KeyboardInterrupt` or
       :exc:`SystemExit` left its ``with`` block or hit a bare
       ``close()`` (that exception is the ``__cause__``), or it was
-      garbage-collected unclosed.
+      garbage-collected unclosed; or it was closed with a
+      :exc:`ConnectionError` (the ``__cause__``), which readers never
+      raise.
     * :exc:`ValueError`: this reader was closed by its owner, as for
       any closed file.
     * :exc:`TimeoutError`: the timeout set by ``settimeout`` expired.
@@ -368,7 +376,9 @@ class IBackend(Interface):
     def acquire(semaphore: ISemaphore, timeout: Optional[float]) -> bool:
         """Wait for a unit of *semaphore*, at most *timeout* seconds (``None``: no limit).
 
-        The gevent backend yields to the calling thread's hub, and keeps
+        With a timeout of 0 or less, neither backend waits: the call
+        takes a unit if there is one, else returns False. Otherwise
+        the gevent backend yields to the calling thread's hub, and keeps
         that hub's loop alive while another native thread could release
         the semaphore; with no such thread, a wait that nothing can end
         raises :exc:`gevent.exceptions.LoopExit`, as gevent's own waits do.

@@ -134,8 +134,8 @@ def test_writelines_and_flush(bk):
     assert task.get() == b"abc"
 
 
-def test_writelines_and_flush_on_closed_ends(bk):
-    """As write() on a closed writer, and as flush() on any closed file."""
+def test_writelines_on_a_closed_writer(bk):
+    """As write() on a closed writer (io's own would raise a plain ValueError)."""
     r, w = bk.pipe()
     w.close()
     r.close()
@@ -143,11 +143,7 @@ def test_writelines_and_flush_on_closed_ends(bk):
         w.writelines([b"x"])
     with pytest.raises(gpipe.ClosedPipeError, match="closed PipeWriter"):
         w.writelines([])
-    with pytest.raises(gpipe.ClosedPipeError):
-        w.flush()
-    with pytest.raises(ValueError, match="closed PipeReader") as info:
-        r.flush()
-    assert not isinstance(info.value, gpipe.ClosedPipeError)  # reads never raise it
+    assert w.flush() is None  # (io's close calls it: never an error)
 
 
 # -- 2. writer close: EOF or the very error ------------------------------------

@@ -479,8 +479,8 @@ def sweep(backend: str, name: str, start: int) -> int:
         step = (points - 1) / (MAX_RUNS - 1)
         ats = sorted({round(1 + i * step) for i in range(MAX_RUNS)} - set(range(start)))
     for at in ats:
-        faulthandler.dump_traceback_later(POINT_LIMIT, exit=True)
         for _attempt in (1, 2):
+            faulthandler.dump_traceback_later(POINT_LIMIT, exit=True)
             injector = Injector(at)
             run = Run(backend, injector)
             before = set(threading.enumerate())

@@ -120,6 +120,9 @@ setup(
             "urllib3>=1.26",
             # tests/test_readme.py: the README's code blocks, as written.
             "pytest-codeblocks>=0.17",
+            # tests/test_robustness.py: gevent's libuv loop (its default on
+            # Windows) is built on cffi.
+            "cffi>=1.15",
         ],
         "plot": ["matplotlib"],
     },

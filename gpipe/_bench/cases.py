@@ -154,6 +154,31 @@ def consumer(reader: Any, mode: str, read_size: int) -> Callable[[], int]:
     return consume_read if mode == "read" else consume_into
 
 
+def floor_side(mine: Any, other: Any, data: memoryview, turns: int) -> int:
+    """One side of the Semaphore floor: *turns* turns of waiting for
+    *mine*, copying *data* into a buffer of its own, releasing *other*."""
+    view = _buffer(len(data))
+    got = 0
+    for _ in range(turns):
+        mine.acquire()
+        view[:] = data
+        got += len(data)
+        other.release()
+    return got
+
+
+def floor_sides(data: memoryview, turns: int) -> list[Any]:
+    """The greenlets of the floor's two sides, *turns* turns in all."""
+    import gevent
+    from gevent.lock import Semaphore
+
+    a, b = Semaphore(1), Semaphore(0)  # a has the first turn
+    return [
+        gevent.spawn(floor_side, a, b, data, (turns + 1) // 2),
+        gevent.spawn(floor_side, b, a, data, turns // 2),
+    ]
+
+
 def semaphore_floor(size: int, count: int) -> float:
     """Two greenlets take turns on two Semaphores, copying a chunk each turn.
 
@@ -164,27 +189,10 @@ def semaphore_floor(size: int, count: int) -> float:
     does the copy, so that only one side blocks.
     """
     import gevent
-    from gevent.lock import Semaphore
 
     data = block(size)
-    n = len(data)
-
-    def side(mine: Any, other: Any, turns: int) -> int:
-        view = _buffer(size)
-        got = 0
-        for _ in range(turns):
-            mine.acquire()
-            view[:n] = data
-            got += n
-            other.release()
-        return got
-
-    a, b = Semaphore(1), Semaphore(0)  # a has the first turn
     start = _perf()
-    tasks = [
-        gevent.spawn(side, a, b, (count + 1) // 2),
-        gevent.spawn(side, b, a, count // 2),
-    ]
+    tasks = floor_sides(data, count)
     gevent.joinall(tasks, raise_error=True)
     elapsed = _perf() - start
     _check(tasks[0].value + tasks[1].value, size * count, "Semaphore floor")

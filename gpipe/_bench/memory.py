@@ -8,7 +8,15 @@ import time
 import tracemalloc
 from typing import Any
 
-from .cases import KiB, _buffer, _check, block, channel_consume, channel_produce
+from .cases import (
+    KiB,
+    _buffer,
+    _check,
+    block,
+    channel_consume,
+    channel_produce,
+    floor_sides,
+)
 
 PAIRS_TOTAL = 64 * KiB  # bytes each concurrent pair moves
 PAIRS_CHUNK = 4 * KiB  # in writes and reads of this size
@@ -113,27 +121,12 @@ def pairs_floor(pairs: int) -> float:
     each pair's two greenlets take turns on two Semaphores, copying a
     chunk a turn, as many turns as a pipe pair has writes."""
     import gevent
-    from gevent.lock import Semaphore
 
     data = block(PAIRS_CHUNK)
-    turns = PAIRS_TOTAL // PAIRS_CHUNK
-
-    def side(mine: Any, other: Any, turns: int) -> int:
-        view = _buffer(PAIRS_CHUNK)
-        got = 0
-        for _ in range(turns):
-            mine.acquire()
-            view[:] = data
-            got += PAIRS_CHUNK
-            other.release()
-        return got
-
     start = _perf()
     sides = []
     for _ in range(pairs):
-        a, b = Semaphore(1), Semaphore(0)  # a has the first turn
-        sides.append(gevent.spawn(side, a, b, (turns + 1) // 2))
-        sides.append(gevent.spawn(side, b, a, turns // 2))
+        sides += floor_sides(data, PAIRS_TOTAL // PAIRS_CHUNK)
     gevent.joinall(sides, raise_error=True)
     elapsed = _perf() - start
     _check(sum(g.value for g in sides), pairs * PAIRS_TOTAL, "Semaphore floor pairs")

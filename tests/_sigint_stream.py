@@ -5,6 +5,8 @@ cannot wedge the test run::
 
     python tests/_sigint_stream.py BACKEND MAIN SECONDS SEED
 
+(with the gpipe under test importable: the test puts it on ``PYTHONPATH``).
+
 *BACKEND* is ``gevent`` (the other side in a greenlet) or ``threading``
 (the other side in an OS thread); *MAIN* names the side that runs in
 the main thread (``writer`` or ``reader``), the only thread Python runs
@@ -46,9 +48,8 @@ import traceback
 from typing import Any
 
 HERE = os.path.abspath(__file__)
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-import gpipe  # noqa: E402
+import gpipe  # noqa: E402  # the test's own (tests/test_sigint.py's child_env)
 
 GPIPE_DIR = os.path.dirname(os.path.abspath(gpipe.__file__)) + os.sep
 CALL_TIMEOUT = 10.0  # the ends' settimeout: a backstop, far above any handoff

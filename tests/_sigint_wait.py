@@ -4,6 +4,8 @@ Run by ``tests/test_sigint.py`` in a process of its own::
 
     python tests/_sigint_wait.py BACKEND CASE
 
+(with the gpipe under test importable: the test puts it on ``PYTHONPATH``).
+
 The main thread blocks in one pipe call (*CASE*: ``read``, a read with
 no writer; ``write``, a write that a reader took part of; ``gate``, a
 read queued behind another read). A native helper thread waits until
@@ -20,7 +22,6 @@ thread (threading) or a greenlet (gevent). The output is one JSON line.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -28,10 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-HERE = os.path.abspath(__file__)
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-
-import gpipe  # noqa: E402
+import gpipe  # the test's own (tests/test_sigint.py's child_env)
 
 TIMEOUT = 10.0  # the ends' settimeout, and how long the helper waits: a backstop
 

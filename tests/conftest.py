@@ -24,6 +24,23 @@ import gpipe
 WAIT = 10.0
 
 
+def child_env(**changes: Any) -> dict[str, str]:
+    """The environment for a Python subprocess that must import the very
+    gpipe these tests import (this checkout's, built in place or
+    editable; or an installed one), with *changes* (None: unset)."""
+    import os
+
+    env = dict(os.environ)
+    where = os.path.dirname(os.path.dirname(os.path.abspath(gpipe.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [where, env.get("PYTHONPATH")]))
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
 def os_thread(target: Callable[..., Any], *args: Any) -> Any:
     """A started OS thread running ``target(*args)``, with ``join(timeout)``
     and ``is_alive()``. In a monkey-patched process ``threading.Thread`` is

@@ -27,7 +27,7 @@ from gpipe._backends import Backend, get_backend
 from gpipe._core import COMPILED, Pipe
 from gpipe._pipe import PipeReader, PipeWriter
 
-from .conftest import WAIT
+from .conftest import WAIT, child_env
 
 
 def test_an_end_collected_with_resource_warnings_as_errors_still_fails_its_peer(bk):
@@ -239,12 +239,9 @@ print(r.read1(10), task.get())
 def test_huge_finite_timeouts_on_gevents_libuv_loop(timeout):
     """libuv's timers (gevent's loop on Windows) take no more than about
     2**63 ms: a longer timeout waits as long as a native lock's longest."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, GEVENT_LOOP="libuv")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-c", LIBUV_WAIT, repr(timeout)],
-        env=env,
+        env=child_env(GEVENT_LOOP="libuv"),
         capture_output=True,
         text=True,
         timeout=WAIT * 6,

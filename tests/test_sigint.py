@@ -39,6 +39,8 @@ import pytest
 
 import gpipe
 
+from .conftest import child_env
+
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sigint_stream.py")
 WAIT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sigint_wait.py")
 SECONDS = 2.0  # of streaming under the barrage, per case
@@ -55,8 +57,8 @@ pytestmark = [
 @pytest.mark.parametrize("backend", ["gevent", "threading"])
 def test_sigint_barrage_while_streaming(backend, main):
     seed = os.environ.get("GPIPE_SIGINT_SEED", f"{backend}-{main}")
-    env = dict(os.environ)
-    env.pop("PYTHONDEVMODE", None)  # its allocator hooks slow the stream down
+    # (No development mode: its allocator hooks slow the stream down.)
+    env = child_env(PYTHONDEVMODE=None)
     try:
         done = subprocess.run(
             [sys.executable, SCRIPT, backend, main, str(SECONDS), seed],
@@ -96,6 +98,7 @@ def test_sigint_while_blocked_in_a_call(backend, case):
         capture_output=True,
         text=True,
         timeout=LIMIT,
+        env=child_env(),
     )
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout.strip().splitlines()[-1])

@@ -8,8 +8,10 @@ to gather small writes, or an :class:`io.TextIOWrapper` over one.
 
 Each is its :mod:`io` class with the pipe's rule added where Python's
 defaults break it: ``IOBase.__exit__`` closes cleanly when the block
-raised, and a file's finaliser flushes and closes cleanly; over a
-writer, either would turn a failure into a clean EOF.
+raised, a file's finaliser flushes and closes cleanly, and a buffered
+file carries on after a write to its raw file failed; over a writer,
+each would turn a failure into a clean EOF (the last, after repeating
+or dropping bytes).
 """
 
 from __future__ import annotations
@@ -35,7 +37,67 @@ def not_the_end(exc: BaseException) -> RuntimeError:
 def _raw(f: Any) -> Any:
     """The pipe end under the file *f*."""
     buffer = getattr(f, "buffer", f)  # a TextIOWrapper's, or f itself
-    return getattr(buffer, "raw", buffer)  # a reader is its text file's buffer
+    raw = getattr(buffer, "raw", buffer)  # a reader is its text file's buffer
+    return getattr(raw, "end", raw)  # a writer's is under a _RawWriter
+
+
+class _RawWriter(io.RawIOBase):
+    """The raw file of a writer's ``makefile()`` file: the writer, closed
+    with the error of the first write to it that fails.
+
+    :mod:`io`'s files carry on after a raw write raised as if nothing of
+    it had been sent: a buffered file keeps its whole buffer, part of
+    which readers may have consumed (a write interrupted by a timeout or
+    a kill), and its next flush would send that part again; a text file
+    drops the bytes it was passing on. A stream continued after that
+    would be corrupt, and could end with a clean EOF. So the stream ends
+    there, as if the error had left the writer's ``with`` block: readers
+    get the error, and the file's later writes raise
+    :exc:`~gpipe.ClosedPipeError`.
+    """
+
+    def __init__(self, end: Any) -> None:
+        super().__init__()
+        self.end = end
+
+    def write(self, b: Any) -> int:
+        try:
+            return self.end.write(b)  # type: ignore[no-any-return]
+        except BaseException as exc:
+            self.end.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:  # type: ignore[override]
+        return self.end.closed  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.end.close()
+
+    def flush(self) -> None:
+        self.end.flush()
+
+    def fileno(self) -> int:
+        return self.end.fileno()  # type: ignore[no-any-return]
+
+    @property
+    def name(self) -> Any:
+        return self.end.name
+
+    @property
+    def mode(self) -> str:
+        return self.end.mode  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<gpipe raw file on {self.end!r}>"
+
+    def __del__(self) -> None:
+        # Not IOBase's finaliser, which would close the writer cleanly: the
+        # file over it (or the writer itself) decides how the writer closes.
+        pass
 
 
 class _Rules:
@@ -195,7 +257,7 @@ def open_end(
         # A file whose __init__ raises (a huge buffer) is never
         # initialised, and its finaliser leaves the end alone.
         size = FILE_BUFFER if buffering < 0 or line_buffering else buffering
-        buffer = _BufferedPipeWriter(end, size)
+        buffer = _BufferedPipeWriter(_RawWriter(end), size)
     if binary:
         return buffer
     try:

@@ -721,19 +721,21 @@ class PipeWriter(WriterMethods, _End):
           died, or forgot it) emits :exc:`ResourceWarning` and closes
           this writer as if it were collected itself: reads raise
           :exc:`~gpipe.WriterAbortedError`. Close the file before a
-          :func:`~gpipe.spawn_producer` function returns.
+          :func:`~gpipe.spawn_producer` function returns;
+        - a write of the file's to this writer that fails (a timeout, a
+          kill, the reader gone) closes this writer with that error, as
+          if it had left its ``with`` block, and the file is closed:
+          :mod:`io`'s files carry on after such an error as if nothing
+          had been sent, so the next flush would repeat what readers
+          had already taken of the buffer (or, in text mode, the bytes
+          being passed on would be dropped). Retrying is for writes to
+          this writer itself, whose error says how much was consumed.
 
-        Two things the file cannot know, as no :mod:`io` file can:
-
-        - that this writer was closed under it: close the file, not the
-          writer (nor leave the writer's ``with`` block with the file
-          open): a clean close of the writer drops what the file still
-          buffers, and readers get EOF;
-        - how much of its buffer readers took when a write of it was
-          interrupted (a timeout, a kill): the file keeps the whole
-          buffer, and writing it again would repeat that part. After
-          such an error, close the file (or the writer) with it rather
-          than retry.
+        One thing the file cannot know, as no :mod:`io` file can: that
+        this writer was closed under it. Close the file, not the writer
+        (nor leave the writer's ``with`` block with the file open): a
+        clean close of the writer drops what the file still buffers,
+        and readers get EOF.
 
         A call that raises, for any argument, leaves this writer open
         and usable, with no warning.

@@ -307,7 +307,7 @@ def test_makefile_defaults(bk):
     assert (rf.mode, wf.mode) == ("rb", "wb")
     # The reader is a binary file already: "rb" is the reader itself,
     # whatever the buffering.
-    assert rf is r and wf.raw is w
+    assert rf is r and wf.raw.end is w
     assert r.makefile("rb", 0) is r and w.makefile("wb", 0) is w
     assert r.makefile("rb", -1) is r and r.makefile("rb", 4096) is r
     wf.close()
@@ -316,7 +316,7 @@ def test_makefile_defaults(bk):
     r, w = bk.pipe()
     rt, wt = r.makefile("r"), w.makefile("w", 1)
     assert rt.encoding == wt.encoding == "utf-8"
-    assert rt.buffer is r and wt.buffer.raw is w
+    assert rt.buffer is r and wt.buffer.raw.end is w
     assert not rt.line_buffering and wt.line_buffering
     task = bk.go(rt.readline)
     wt.write("Grüße\n")  # line buffering: no flush needed
@@ -435,6 +435,42 @@ def test_makefile_failed_flush_fails_the_pipe(bk, mode):
     with pytest.raises(TimeoutError, match="write timed out") as info:
         f.close()
     assert w.closed
+    assert reads_error(r) is info.value
+
+
+def test_makefile_interrupted_flush_repeats_nothing(bk):
+    """A flush cut off after a reader took part of the buffer: io's file
+    would keep the whole buffer and send that part again at its close."""
+    r, w = bk.pipe()
+    f = w.makefile("wb")
+    f.write(b"0123456789")
+    taker = bk.go(r.read, 3)
+    bk.wait_blocked(r)
+    w.settimeout(0.05)  # the rest of the flush waits for a reader that never comes
+    with pytest.raises(TimeoutError) as info:
+        f.flush()
+    assert info.value.consumed == 3
+    assert taker.get() == b"012"
+    # The stream ends there: readers get the error, not a repeat or an EOF.
+    assert w.closed and f.closed
+    assert reads_error(r) is info.value
+    with pytest.raises(ValueError, match="closed file"):
+        f.write(b"more")
+    f.close()
+
+
+def test_makefile_text_write_cut_off_drops_nothing_silently(bk):
+    """A text file whose flush to the pipe fails drops the bytes it was
+    passing on: the stream must not go on (and end cleanly) without them."""
+    r, w = bk.pipe()
+    w.settimeout(0)  # no reader: every write to the pipe times out at once
+    f = w.makefile("w", buffering=16)
+    with pytest.raises(TimeoutError) as info:
+        f.write("x" * 10_000)  # more than the text layer keeps: written through
+    assert w.closed and f.closed
+    with pytest.raises(ValueError, match="closed file"):
+        f.write("the rest\n")
+    f.close()
     assert reads_error(r) is info.value
 
 

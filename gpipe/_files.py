@@ -71,7 +71,7 @@ class _RawWriter(io.RawIOBase):
         return True
 
     @property
-    def closed(self) -> bool:  # type: ignore[override]
+    def closed(self) -> bool:
         return self.end.closed  # type: ignore[no-any-return]
 
     def close(self) -> None:

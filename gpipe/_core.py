@@ -50,8 +50,10 @@ from ._backends import Backend as _Backend
 from ._backends import _original
 from ._backends import per_thread as _per_thread
 from ._errors import ClosedPipeError
+from ._files import STOPS as _STOPS
+from ._files import not_the_end as _not_the_end
 
-__all__ = ["BufferedPipe", "Pipe", "ReaderMethods", "WriterMethods"]
+__all__ = ["BufferedPipe", "LineBatches", "Pipe", "ReaderMethods", "WriterMethods"]
 
 _monotonic = time.monotonic
 
@@ -824,33 +826,88 @@ class _Lines:
                 pipe.give_back(b"".join(self.lines[-left:]))
 
 
-def iter_lines(pipe: Pipe, end: Any) -> Any:
-    """The lines of the stream, in batches, for iterating over *end*.
+class LineBatches:
+    """The lines of the stream, in batches, for iterating over the reader
+    *end* with :func:`itertools.chain.from_iterable`.
 
     Each batch is an iterator: over every whole line of the pending write
     when one is there (taken at once, so the caller's iteration runs at
-    C speed), else over the one line ``end.readline()`` returns.
+    C speed), else over the one line ``end.readline()`` returns. A step
+    that fails (a timeout, a kill, the writer's error) gives a batch
+    whose first step raises its error: ``chain`` goes on after an error
+    of a batch, where it would stop for good after one of its source,
+    so the iteration can go on from where the failed step left, as a
+    file's can.
     """
-    batch = None
-    try:
-        while True:
-            lines = pipe.take_lines()
-            if lines is None:
-                line = end.readline()
-                if not line:
-                    return
-                yield iter((line,))
-                continue
-            with pipe._mutex:
-                batch = pipe._lines = _Lines(pipe, lines)
-            yield batch.it
-            with pipe._mutex:
-                batch.stop()  # a batch this generator left
-            batch = None
-    finally:
+
+    __slots__ = ("batch", "end", "pipe")
+
+    def __init__(self, pipe: Pipe, end: Any) -> None:
+        self.pipe = pipe
+        self.end = end
+        self.batch: Optional[_Lines] = None  # the last batch of whole lines
+
+    def __iter__(self) -> LineBatches:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            self.leave()
+            batch = self.take()
+        except BaseException as exc:  # noqa: BLE001 -- raised by the batch
+            return _Failed(exc)
+        if batch is None:
+            raise StopIteration
+        return batch
+
+    def take(self) -> Any:
+        """The next batch, or None at EOF."""
+        pipe = self.pipe
+        lines = pipe.take_lines()
+        if lines is None:
+            line = self.end.readline()
+            return iter((line,)) if line else None
+        with pipe._mutex:
+            batch = self.batch = pipe._lines = _Lines(pipe, lines)
+        return batch.it
+
+    def leave(self) -> None:
+        """Give back the lines the last batch has not handed out."""
+        batch = self.batch
         if batch is not None:
-            with pipe._mutex:
+            self.batch = None
+            with self.pipe._mutex:
                 batch.stop()
+
+    def __del__(self) -> None:
+        self.leave()  # the iteration was dropped
+
+
+class _Failed:
+    """A batch of :class:`LineBatches` whose one step raises *exc*.
+
+    A :exc:`StopIteration` (or :exc:`StopAsyncIteration`) that the writer
+    closed the pipe with must not pass for the end of the lines: it is
+    raised as a :exc:`RuntimeError` from it, as a generator does since
+    :pep:`479`.
+    """
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc: Optional[BaseException] = exc
+
+    def __iter__(self) -> _Failed:
+        return self
+
+    def __next__(self) -> bytes:
+        exc = self.exc
+        if exc is None:
+            raise StopIteration
+        self.exc = None
+        if isinstance(exc, _STOPS):
+            raise _not_the_end(exc) from exc
+        raise exc
 
 
 # -- the ends' data methods ---------------------------------------------------------
@@ -862,6 +919,8 @@ def _byte_view(obj: Any, name: str, writable: bool) -> Any:
         view = memoryview(obj)
     except TypeError:
         raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__!r}") from None
+    except ValueError as exc:  # a released memoryview
+        raise ValueError(f"{name}: {exc}") from None
     if writable and view.readonly:
         view.release()
         raise TypeError(f"{name} must be a writable bytes-like object")
@@ -1074,7 +1133,7 @@ class ReaderMethods:
         :raises: as :meth:`read`; an interrupted ``readline`` consumes
             nothing, even of a line that spans writes.
         """
-        if size is None or size == -1:
+        if size is None:
             size = _NO_LIMIT
         else:
             try:

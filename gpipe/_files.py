@@ -37,8 +37,8 @@ def not_the_end(exc: BaseException) -> RuntimeError:
 def _raw(f: Any) -> Any:
     """The pipe end under the file *f*."""
     buffer = getattr(f, "buffer", f)  # a TextIOWrapper's, or f itself
-    raw = getattr(buffer, "raw", buffer)  # a reader is its text file's buffer
-    return getattr(raw, "end", raw)  # a writer's is under a _RawWriter
+    raw = getattr(buffer, "raw", buffer)  # (a reader is a binary file itself)
+    return getattr(raw, "end", raw)  # under a _RawWriter or a _ReaderBuffer
 
 
 class _RawWriter(io.RawIOBase):
@@ -100,6 +100,68 @@ class _RawWriter(io.RawIOBase):
         pass
 
 
+class _ReaderBuffer(io.BufferedIOBase):
+    """The buffer of a reader's text file: the reader, until a read of it
+    fails.
+
+    :mod:`io`'s text layer drops what it had gathered of a line (or of
+    a ``read(n)``) when a read under it raises, and what it had taken
+    from the pipe with it: a later read would return text with a hole
+    in it. So once a read fails (a timeout, a kill, the writer's error),
+    the text file's later reads raise instead, as a socket file's do
+    after a timeout. Text it had decoded ahead is still read first.
+    """
+
+    def __init__(self, end: Any) -> None:
+        super().__init__()
+        self.end = end
+        self.failure: Optional[BaseException] = None  # the first failed read's error
+
+    def read1(self, size: Any = -1) -> bytes:
+        return self._read(self.end.read1, size)
+
+    def read(self, size: Any = -1) -> bytes:
+        return self._read(self.end.read, size)
+
+    def _read(self, method: Any, size: Any) -> bytes:
+        failure = self.failure
+        if failure is not None:
+            raise OSError(
+                "cannot read from a text file over a pipe after a read of it failed "
+                f"({type(failure).__name__}): the text it had taken is lost"
+            ) from failure
+        try:
+            return method(size)  # type: ignore[no-any-return]
+        except BaseException as exc:
+            self.failure = exc
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self.end.closed  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.end.close()
+
+    def fileno(self) -> int:
+        return self.end.fileno()  # type: ignore[no-any-return]
+
+    @property
+    def mode(self) -> str:
+        return self.end.mode  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<gpipe text buffer on {self.end!r}>"
+
+    def __del__(self) -> None:
+        # Not IOBase's finaliser: the text file over it (or the reader
+        # itself) decides how the reader closes.
+        pass
+
+
 class _Rules:
     """What every file over a pipe end adds to its :mod:`io` class."""
 
@@ -147,6 +209,9 @@ class _Rules:
         raise self._no_copy()
 
     def __reduce_ex__(self, protocol: Any) -> Any:
+        raise self._no_copy()
+
+    def __reduce__(self) -> Any:
         raise self._no_copy()
 
     def _no_copy(self) -> TypeError:
@@ -250,7 +315,9 @@ def open_end(
     if end.mode == "rb":
         # The reader is a binary file already, whose read1() hands on each
         # write as it comes: a buffer over it would only wait to fill up.
-        buffer = end
+        if binary:
+            return end
+        buffer = _ReaderBuffer(end)
     elif buffering == 0:
         return end
     else:
@@ -269,9 +336,10 @@ def open_end(
             line_buffering=line_buffering,
         )
     except BaseException:
-        if buffer is not end:
+        if isinstance(buffer, _BufferedPipeWriter):
             # The buffer is whole: detached, it neither closes the end nor
             # warns when collected. Nothing was written to it, so its
-            # detach flushes nothing and never blocks.
+            # detach flushes nothing and never blocks. (A reader's buffer
+            # does neither anyway.)
             buffer.detach()
         raise

@@ -15,6 +15,8 @@ cdef object _monotonic
 cdef object _newline
 cdef object _per_thread
 cdef object ClosedPipeError
+cdef tuple _STOPS
+cdef object _not_the_end
 cdef tuple _PLAIN
 cdef Py_ssize_t _NO_LIMIT
 cdef list _NO_PARTS
@@ -161,6 +163,20 @@ cdef class _Lines:
     cdef public object it
 
     cpdef void stop(self) except *
+
+
+cdef class LineBatches:
+    cdef public Pipe pipe
+    cdef public object end
+    cdef public _Lines batch
+
+    @cython.locals(lines=list, batch=_Lines)
+    cdef object take(self)
+    cdef void leave(self) except *
+
+
+cdef class _Failed:
+    cdef public object exc
 
 
 cdef object _byte_view(object obj, str name, bint writable)

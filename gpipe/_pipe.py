@@ -25,7 +25,7 @@ from typing import Any, Optional
 from zope.interface import implementer
 
 from ._backends import get_backend
-from ._core import COMPILED, BufferedPipe, Pipe, ReaderMethods, WriterMethods, iter_lines
+from ._core import COMPILED, BufferedPipe, LineBatches, Pipe, ReaderMethods, WriterMethods
 from ._errors import ClosedPipeError, WriterAbortedError
 from ._files import STOPS, not_the_end, open_end
 from .interfaces import IPipeReader, IPipeWriter
@@ -209,6 +209,9 @@ class _End(io.BufferedIOBase):
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise _no_copy(self)
 
+    def __reduce__(self) -> Any:
+        raise _no_copy(self)
+
     def seekable(self) -> bool:
         """Return False: a pipe cannot seek.
 
@@ -352,9 +355,10 @@ class PipeReader(ReaderMethods, _End):
 
         ``makefile("rb")`` returns this reader itself: it is a binary
         file already, and a buffer over it would only wait to fill up.
-        ``makefile("r")`` returns an :class:`io.TextIOWrapper` directly
-        over this reader, which reads through :meth:`read1`, so each
-        line is handed on as soon as the write holding it arrives.
+        ``makefile("r")`` returns an :class:`io.TextIOWrapper` over this
+        reader, with no buffer between: it reads through :meth:`read1`,
+        so each line is handed on as soon as the write holding it
+        arrives.
 
         Closing the text file closes this reader. Leaving the file's
         ``with`` block by an exception closes this reader with it (see
@@ -362,9 +366,14 @@ class PipeReader(ReaderMethods, _End):
         :exc:`ResourceWarning` and closes this reader as if it were
         collected itself. Iterating over it never ends cleanly on a
         :exc:`StopIteration` that the writer closed the pipe with: it
-        raises :exc:`RuntimeError` from it. A call that raises, for
-        any argument, leaves this reader open and usable, with no
-        warning.
+        raises :exc:`RuntimeError` from it. Once a read of the text
+        file fails (a timeout, a kill, the writer's error), its later
+        reads raise :exc:`OSError` from that error: :mod:`io`'s text
+        layer drops what it had taken of a line when a read under it
+        raises, so a retried read would return text with a hole in it
+        (retry reads on this reader itself, whose interrupted reads
+        consume nothing). A call that raises, for any argument, leaves
+        this reader open and usable, with no warning.
 
         :param mode: ``"rb"`` (the default) for this reader itself,
             ``"r"`` for an :class:`io.TextIOWrapper` over it.
@@ -416,7 +425,10 @@ class PipeReader(ReaderMethods, _End):
         took and has not handed out go back in front of the stream when
         any other read of this reader runs, or when the iterator is
         dropped, so mixing iteration with other reads loses nothing.
-        Unlike a file's, the iterator is not the reader itself.
+        Unlike a file's, the iterator is not the reader itself, but as
+        with a file, a step that raises (a timeout, a kill, the writer's
+        error) ends neither the iterator nor the stream: a later step
+        reads on from there.
 
         :raises RuntimeError: the writer closed the pipe with
             :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which
@@ -425,7 +437,7 @@ class PipeReader(ReaderMethods, _End):
         :raises: otherwise each step raises as :meth:`read`.
         """
         self._checkClosed()
-        return itertools.chain.from_iterable(_no_stop(iter_lines(self._pipe, self)))
+        return itertools.chain.from_iterable(LineBatches(self._pipe, self))
 
     def readlines(self, hint: Optional[int] = -1) -> list[bytes]:
         """Read lines until EOF, or until their total size reaches *hint*.
@@ -436,7 +448,8 @@ class PipeReader(ReaderMethods, _End):
         a write beyond those returned stay in the stream.
 
         :raises TypeError: *hint* is not an integer or ``None``.
-        :raises: as iteration over the reader.
+        :raises: as iteration over the reader; an interrupted
+            ``readlines`` consumes nothing (its lines are read again).
         """
         if hint is None:
             hint = -1
@@ -447,15 +460,22 @@ class PipeReader(ReaderMethods, _End):
                 raise TypeError(
                     f"readlines() hint must be an integer or None, not {type(hint).__name__!r}"
                 ) from None
-        if hint <= 0:
-            return list(self)
-        lines = []
-        total = 0
-        for line in self:
-            lines.append(line)
-            total += len(line)
-            if total >= hint:
-                break  # the iterator, dropped, puts back what it took ahead
+        lines: list[bytes] = []
+        try:
+            if hint <= 0:
+                lines.extend(self)
+                return lines
+            total = 0
+            for line in self:
+                lines.append(line)
+                total += len(line)
+                if total >= hint:
+                    break  # the iterator, dropped, puts back what it took ahead
+        except BaseException:
+            # An interrupted read consumes nothing: the lines go back.
+            with self._pipe._mutex:
+                self._pipe.give_back(b"".join(lines))
+            raise
         return lines
 
     def iter_chunks(self, size: int = DEFAULT_CHUNK) -> ChunkIterator:
@@ -503,25 +523,6 @@ class PipeReader(ReaderMethods, _End):
         core.close_read(ClosedPipeError("read end collected without close"))
 
 
-def _no_stop(batches: Iterator[Iterator[bytes]]) -> Iterator[Iterator[bytes]]:
-    """*batches* of lines, with a StopIteration close error as RuntimeError.
-
-    It wraps the batches, not the lines, so that iteration over the
-    lines of a batch keeps its C speed.
-    """
-    try:
-        yield from batches
-    except RuntimeError as exc:
-        # PEP 479: the core's generator turned the read's StopIteration
-        # into a RuntimeError; say what it was, as the other iterations do.
-        cause = exc.__cause__
-        if isinstance(cause, StopIteration):
-            raise not_the_end(cause) from cause
-        raise
-    except StopAsyncIteration as exc:  # no generator turns this one
-        raise not_the_end(exc) from exc
-
-
 class ChunkIterator:
     """The iterator :meth:`PipeReader.iter_chunks` returns.
 
@@ -562,6 +563,9 @@ class ChunkIterator:
         self._reader.close()
 
     def __reduce_ex__(self, protocol: Any) -> Any:
+        raise _no_copy(self)
+
+    def __reduce__(self) -> Any:
         raise _no_copy(self)
 
 
@@ -620,6 +624,9 @@ class PipeWriter(WriterMethods, _End):
 
     def writelines(self, lines: Any) -> None:
         """Write each bytes-like object of *lines* in turn, with :meth:`write`.
+
+        As for :mod:`io`'s files, each is checked when its turn comes:
+        the ones before a bad one are written.
 
         :raises ClosedPipeError: this writer is closed (as :meth:`write`:
             :class:`io.IOBase`'s own would raise a plain :exc:`ValueError`).

@@ -287,7 +287,9 @@ class IPipeWriter(ICloser, ITimeouts):
         ``write(b"")`` returns ``0`` at once, after the same checks as
         any write, and wakes no reader.
 
-        :return: ``len(data)``, always.
+        :return: the number of bytes of *data*, always (``len(data)``
+            for :class:`bytes`; ``memoryview(data).nbytes`` for any
+            bytes-like object, as for :mod:`io`'s files).
         :raises TypeError: *data* is not bytes-like (a :class:`str`, say).
         :raises ClosedPipeError: this writer was closed, or the reader
             was closed (or collected) without an error.

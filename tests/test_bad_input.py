@@ -30,6 +30,13 @@ TIMEOUT_TYPE = "timeout must be None or a number of seconds, not "
 TIMEOUT_VALUE = "timeout must be None or >= 0, not "
 CLOSE_ERROR = "close_with_error() takes an exception instance or None, not "
 
+
+def _released() -> memoryview:
+    view = memoryview(bytearray(8))
+    view.release()
+    return view
+
+
 CASES: list[Case] = [
     (
         'pipe(backend="fast")',
@@ -105,6 +112,24 @@ CASES: list[Case] = [
         TypeError,
         "readinto() argument must be a C-contiguous buffer",
         lambda r, w: r.readinto(memoryview(bytearray(8))[::2]),
+    ),
+    (
+        "reader.readinto(released_view)",
+        ValueError,
+        "readinto() argument: operation forbidden on released memoryview object",
+        lambda r, w: r.readinto(_released()),
+    ),
+    (
+        "writer.write(released_view)",
+        ValueError,
+        "write() argument: operation forbidden on released memoryview object",
+        lambda r, w: w.write(_released()),
+    ),
+    (
+        "reader.readline(-1.0)",
+        TypeError,
+        "readline() size must be an integer or None, not 'float'",
+        lambda r, w: r.readline(-1.0),
     ),
     (
         "reader.iter_chunks(0)",

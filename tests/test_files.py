@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import gc
 import io
+import operator
 import pickle
 import subprocess
 import sys
@@ -316,7 +317,7 @@ def test_makefile_defaults(bk):
     r, w = bk.pipe()
     rt, wt = r.makefile("r"), w.makefile("w", 1)
     assert rt.encoding == wt.encoding == "utf-8"
-    assert rt.buffer is r and wt.buffer.raw.end is w
+    assert rt.buffer.end is r and wt.buffer.raw.end is w
     assert not rt.line_buffering and wt.line_buffering
     task = bk.go(rt.readline)
     wt.write("Grüße\n")  # line buffering: no flush needed
@@ -474,6 +475,27 @@ def test_makefile_text_write_cut_off_drops_nothing_silently(bk):
     assert reads_error(r) is info.value
 
 
+def test_makefile_text_reader_never_reads_past_a_hole(bk):
+    """io's text layer drops the part of a line it had when a read under
+    it fails: a later readline would return the line without it."""
+    r, w = bk.pipe()
+    task = bk.go(w.write, b"hello ")
+    f = r.makefile("r")
+    r.settimeout(0.2)
+    with pytest.raises(TimeoutError) as info:
+        f.readline()  # took "hello ", then timed out waiting for the rest
+    task.get()
+    r.settimeout(WAIT)
+    task = bk.go(w.write, b"world\n")
+    for read in (f.readline, f.read, lambda: next(f)):
+        with pytest.raises(OSError, match="after a read of it failed") as later:
+            read()
+        assert later.value.__cause__ is info.value
+    f.close()
+    with pytest.raises(gpipe.ClosedPipeError):
+        task.get()
+
+
 def test_plain_buffered_writer_failed_flush_is_eof(bk):
     """What makefile() is for: io.BufferedWriter closes cleanly after a failed flush."""
     r, w = bk.pipe()
@@ -614,11 +636,15 @@ def test_makefile_writer_of_dead_task_fails_the_pipe(bk, mode, monkeypatch):
     r.close()
 
 
+# A recipe for a copy, which copyreg would give from object.__reduce__.
+REDUCE = operator.methodcaller("__reduce__")
+
+
 def test_makefile_files_refuse_copy_and_pickle(bk):
     for mode in ("rb", "r", "wb", "w"):
         r, w = bk.pipe()
         f = (r if "r" in mode else w).makefile(mode)
-        for action in (copy.copy, copy.deepcopy, pickle.dumps):
+        for action in (copy.copy, copy.deepcopy, pickle.dumps, REDUCE):
             with pytest.raises(TypeError, match="cannot be copied or pickled"):
                 action(f)
         f.close()
@@ -913,14 +939,14 @@ def test_capabilities_open_and_closed(bk):
 def test_ends_refuse_copy_and_pickle(bk):
     r, w = bk.pipe()
     for end, name in ((r, "PipeReader"), (w, "PipeWriter")):
-        for action in (copy.copy, copy.deepcopy, pickle.dumps):
+        for action in (copy.copy, copy.deepcopy, pickle.dumps, REDUCE):
             with pytest.raises(
                 TypeError, match=f"a {name} cannot be copied or pickled: it is one end of a pipe"
             ):
                 action(end)
         assert not end.closed
     chunks = r.iter_chunks()
-    for action in (copy.copy, copy.deepcopy, pickle.dumps):
+    for action in (copy.copy, copy.deepcopy, pickle.dumps, REDUCE):
         with pytest.raises(TypeError, match="a ChunkIterator cannot be copied or pickled"):
             action(chunks)
     r.close()

@@ -189,3 +189,94 @@ def test_readlines_stops_once_the_hint_is_reached(bk):
     task.get()
     with pytest.raises(TypeError, match="readlines\\(\\) hint must be an integer or None"):
         r.readlines("1")
+
+
+def test_an_interrupted_readlines_consumes_nothing(bk):
+    r, w = bk.pipe()
+    task = bk.go(w.writelines, [b"a\n", b"b\n"])  # two writes, and no close
+    r.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        r.readlines()  # got two lines, then waited for more
+    task.get()
+    r.settimeout(WAIT)
+    task = write_all(bk, w, b"c\n", 1)
+    assert r.readlines() == [b"a\n", b"b\n", b"c\n"]
+    task.get()
+
+
+def test_readlines_cut_off_by_an_error_leaves_the_bytes(bk):
+    r, w = bk.pipe()
+    boom = LookupError("boom")
+
+    def produce():
+        w.writelines([b"a\n", b"b\npart"])
+        w.close_with_error(boom)
+
+    task = bk.go(produce)
+    with pytest.raises(LookupError) as info:
+        r.readlines()
+    assert info.value is boom
+    task.get()
+    # As after read(): the bytes written before the error are still there.
+    assert r.read1(100) == b"a\nb\npart"
+
+
+def test_iteration_goes_on_after_a_step_raised(bk):
+    """As a file's: a timeout does not end the iterator (which ended
+    quietly, as if at EOF, with the rest of the stream unread)."""
+    r, w = bk.pipe()
+    task = bk.go(w.write, b"first\n")
+    it = iter(r)
+    assert next(it) == b"first\n"
+    task.get()
+    r.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        next(it)
+    r.settimeout(WAIT)
+    task = write_all(bk, w, b"second\n", 3)
+    assert list(it) == [b"second\n"]
+    task.get()
+
+
+def test_iteration_raises_a_close_error_at_every_step(bk):
+    r, w = bk.pipe()
+    boom = LookupError("boom")
+
+    def produce():
+        w.write(b"a\nb")
+        w.close_with_error(boom)
+
+    task = bk.go(produce)
+    it = iter(r)
+    assert next(it) == b"a\n"
+    for _ in range(2):  # never a StopIteration: the stream was cut off
+        with pytest.raises(LookupError) as info:
+            next(it)
+        assert info.value is boom
+    task.get()
+
+
+def test_iteration_raises_a_writers_own_pep_479_error_as_it_is(bk):
+    """A RuntimeError from a generator that let StopIteration out is the
+    writer's error, not one that the iteration makes of a StopIteration."""
+    r, w = bk.pipe()
+
+    def rows():
+        it = iter([b"a\n"])
+        while True:
+            yield next(it)  # RuntimeError at the end, by PEP 479
+
+    def produce():
+        with w:
+            for row in rows():
+                w.write(row)
+
+    task = bk.go(produce)
+    lines = []
+    with pytest.raises(RuntimeError) as info:
+        for line in r:
+            lines.append(line)
+    assert lines == [b"a\n"]
+    with pytest.raises(RuntimeError) as own:
+        task.get()
+    assert info.value is own.value

@@ -312,6 +312,7 @@ def open_end(
     buffering = _check(end, mode, buffering, text_args)
     binary = mode.endswith("b")
     line_buffering = not binary and buffering == 1
+    buffer: Any
     if end.mode == "rb":
         # The reader is a binary file already, whose read1() hands on each
         # write as it comes: a buffer over it would only wait to fill up.

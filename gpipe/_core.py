@@ -343,14 +343,17 @@ class _Gate:
         # queues (an idle pipe stays small).
         self.queue: Optional[deque[_Call]] = None
 
-    def enter(self, pipe: Pipe, call: _Call, deadline: Optional[float]) -> None:
-        """Make *call* the owner, once the calls before it have left."""
+    def reclaim(self, pipe: Pipe) -> None:
+        """Free the gate of an owner that can never leave it: an interrupt
+        cut its leaving short, or its thread exited while it waited."""
         owner = self.owner
         if owner is not None and (owner.over or owner.gone()):
-            # It can never leave: an interrupt cut its leaving short, or
-            # its thread exited while it waited.
             pipe.abandon(owner)
-            owner = self.owner
+
+    def enter(self, pipe: Pipe, call: _Call, deadline: Optional[float]) -> None:
+        """Make *call* the owner, once the calls before it have left."""
+        self.reclaim(pipe)
+        owner = self.owner
         if owner is None and not self.queue:
             self.owner = call
             return
@@ -459,10 +462,13 @@ class Pipe:
 
     def abandon(self, call: _Call) -> None:
         """Withdraw *call*, which can never run again, and free its gate."""
-        if isinstance(call, _Read) and call is self._read:
-            self._read = None
-            # A writer counted these bytes as read: keep them for the next read.
-            self.give_back(call.taken())
+        if isinstance(call, _Read):
+            if call is self._read:
+                self._read = None
+            if not call.over:
+                # It never returned what writers gave it (pending, or filled
+                # and woken too late): keep the bytes for the next read.
+                self.give_back(call.taken())
         elif call is self._write:
             self._write = None
         gate = self._rgate if isinstance(call, _Read) else self._wgate
@@ -503,8 +509,11 @@ class Pipe:
         """Wake both pending calls after a close; each reads its outcome.
 
         Calls queued at a gate need no wakeup: the owner is woken, fails
-        and leaves, and so on down the queue.
+        and leaves, and so on down the queue; an owner that can never
+        leave is made to now.
         """
+        self._rgate.reclaim(self)
+        self._wgate.reclaim(self)
         write = self._write
         if write is not None:
             self._write = None
@@ -659,7 +668,9 @@ class Pipe:
         if read is not None:
             # A reader is waiting: fill it now, so that only it blocked.
             write.off = read.fill(write.view, 0)
-            if read.full():
+            # (Unless a finaliser run in fill() closed an end: then the
+            # close took the read and woke it.)
+            if self._read is read and read.full():
                 self._read = None
                 read.wake()
             if write.full():

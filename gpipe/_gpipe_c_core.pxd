@@ -115,6 +115,8 @@ cdef class _Gate:
     cdef public object queue
 
     @cython.locals(owner=_Call)
+    cdef void reclaim(self, Pipe pipe) except *
+    @cython.locals(owner=_Call)
     cdef void enter(self, Pipe pipe, _Call call, object deadline) except *
     @cython.locals(nxt=_Call)
     cpdef void leave(self, _Call call) except *

@@ -798,9 +798,11 @@ def pipe(bufsize: int = 0, *, backend: Optional[str] = None) -> tuple[PipeReader
         A positive *bufsize* lets writers run ahead of readers by up to
         that many bytes, as an OS pipe does: a write that fits in the
         free room (when no reader waits and no other write is in
-        progress) is appended to the buffer and returns at once; a
-        larger one waits, as on an unbuffered pipe, until readers took
-        all of it, after the buffered bytes. A :meth:`~PipeReader.read1`
+        progress) is appended to the buffer and returns at once; any
+        other (a larger one, or one that finds a reader waiting for
+        less than all of it) waits, as on an unbuffered pipe, until
+        readers took all of it, after the buffered bytes: unlike an OS
+        pipe's, the buffer never takes part of a write. A :meth:`~PipeReader.read1`
         may return bytes of several buffered writes. Every close and
         error rule still holds: after the writer's
         :meth:`~PipeWriter.close` readers get the buffered bytes, then

@@ -74,6 +74,19 @@ def test_reader_waiting_gets_data_directly(bk, buffered):
     assert task.get() == b"direct"
 
 
+def test_a_write_a_waiting_reader_takes_part_of_is_not_split(bk, buffered):
+    """As documented: the rest is not buffered, though it would fit."""
+    r, w = buffered(64)
+    task = bk.go(r.read1, 2)
+    bk.wait_blocked(r)
+    writing = bk.go(w.write, b"hello")
+    assert task.get() == b"he"
+    bk.wait_blocked(w)
+    assert not writing.ready()
+    assert r.read1(10) == b"llo"
+    assert writing.get() == 5
+
+
 def test_writer_close_delivers_buffer_then_eof(bk, buffered):
     r, w = buffered(16)
     w.write(b"last words")

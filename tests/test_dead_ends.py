@@ -328,6 +328,66 @@ def test_bytes_given_to_an_orphaned_readinto_are_kept_for_the_next_read():
     assert out == ["5", "b'helloXY'"]
 
 
+def test_bytes_given_to_an_orphaned_read_it_filled_are_kept_for_the_next_read():
+    """The write filled the read and woke it, but its thread never ran it."""
+    out = run(
+        """
+        import _thread
+        r, w = gpipe.pipe()
+        go = _thread.allocate_lock(); go.acquire()
+        waiting = _thread.allocate_lock(); waiting.acquire()
+        def orphan():
+            gevent.spawn(r.read1, 10)
+            gevent.sleep(0)         # it waits, owning the read gate
+            waiting.release()
+            go.acquire()            # blocks this thread, not its hub
+        t = threading.Thread(target=orphan)
+        t.start()
+        waiting.acquire()
+        print(w.write(b"hell\\n"))  # fills the waiting read1, which is done
+        go.release()
+        t.join()                    # its greenlet never runs again
+        gevent.spawn(lambda: (w.write(b"XY"), w.close()))
+        print(r.read())
+        """
+    )
+    assert out == ["5", "b'hell\\nXY'"]
+
+
+@pytest.mark.parametrize("side", ["read", "write"])
+def test_a_close_wakes_a_call_queued_behind_an_orphaned_owner(side):
+    """Closing wakes every blocked call, even one queued behind a call
+    whose thread exited while it owned the gate (it raised LoopExit)."""
+    out = run(
+        f"""
+        r, w = gpipe.pipe()
+        reading = {side == "read"!r}
+        parked, go = threading.Event(), threading.Event()
+        def orphan():
+            gevent.spawn(r.read1, 10) if reading else gevent.spawn(w.write, b"o")
+            gevent.sleep(0)        # it waits, owning the gate
+            parked.set()
+            go.wait()              # blocks this thread, not its hub
+        t = threading.Thread(target=orphan)
+        t.start()
+        parked.wait()
+        def close_once_queued():
+            while r._pipe.waiting(reading) < 2:
+                gevent.sleep(0.001)
+            go.set()
+            t.join()               # the gate's owner can never run again
+            (w if reading else r).close()
+        closer = gevent.spawn(close_once_queued)
+        try:
+            print(repr(r.read1(10) if reading else w.write(b"live")))
+        except gpipe.ClosedPipeError as exc:
+            print("ClosedPipeError", exc.consumed)
+        closer.get()
+        """
+    )
+    assert out == (["b''"] if side == "read" else ["ClosedPipeError 0"])
+
+
 def test_a_pipe_keeps_working_after_its_threads_hub_was_replaced():
     out = run(
         """

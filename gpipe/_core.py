@@ -512,8 +512,6 @@ class Pipe:
         and leaves, and so on down the queue; an owner that can never
         leave is made to now.
         """
-        self._rgate.reclaim(self)
-        self._wgate.reclaim(self)
         write = self._write
         if write is not None:
             self._write = None
@@ -523,6 +521,8 @@ class Pipe:
         if read is not None:
             self._read = None
             read.wake()
+        self._rgate.reclaim(self)
+        self._wgate.reclaim(self)
 
     def _read_error(self) -> BaseException:
         """The error of a read after a close (not a clean EOF)."""

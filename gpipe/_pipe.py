@@ -424,11 +424,12 @@ class PipeReader(ReaderMethods, _End):
         them out at the speed of :class:`io.BufferedReader`; lines it
         took and has not handed out go back in front of the stream when
         any other read of this reader runs, or when the iterator is
-        dropped, so mixing iteration with other reads loses nothing.
-        Unlike a file's, the iterator is not the reader itself, but as
-        with a file, a step that raises (a timeout, a kill, the writer's
-        error) ends neither the iterator nor the stream: a later step
-        reads on from there.
+        dropped, so mixing iteration with other reads loses nothing
+        (the writer counts them as read: in an error's ``consumed``, if
+        a close of this reader drops them). Unlike a file's, the
+        iterator is not the reader itself, but as with a file, a step
+        that raises (a timeout, a kill, the writer's error) ends neither
+        the iterator nor the stream: a later step reads on from there.
 
         :raises RuntimeError: the writer closed the pipe with
             :exc:`StopIteration` (or :exc:`StopAsyncIteration`), which

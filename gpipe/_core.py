@@ -865,11 +865,11 @@ class LineBatches:
         try:
             self.leave()
             batch = self.take()
+            if batch is not None:
+                return batch
         except BaseException as exc:  # noqa: BLE001 -- raised by the batch
             return _Failed(exc)
-        if batch is None:
-            raise StopIteration
-        return batch
+        raise StopIteration
 
     def take(self) -> Any:
         """The next batch, or None at EOF."""

@@ -8,10 +8,10 @@ to gather small writes, or an :class:`io.TextIOWrapper` over one.
 
 Each is its :mod:`io` class with the pipe's rule added where Python's
 defaults break it: ``IOBase.__exit__`` closes cleanly when the block
-raised, a file's finaliser flushes and closes cleanly, and a buffered
-file carries on after a write to its raw file failed; over a writer,
-each would turn a failure into a clean EOF (the last, after repeating
-or dropping bytes).
+raised, a file's finaliser flushes and closes cleanly, a buffered file
+carries on after a write to its raw file failed, and a text file after
+a read under it failed: each would let a failure pass for a whole
+stream (the last two after repeating or dropping bytes).
 """
 
 from __future__ import annotations
@@ -38,10 +38,31 @@ def _raw(f: Any) -> Any:
     """The pipe end under the file *f*."""
     buffer = getattr(f, "buffer", f)  # a TextIOWrapper's, or f itself
     raw = getattr(buffer, "raw", buffer)  # (a reader is a binary file itself)
-    return getattr(raw, "end", raw)  # under a _RawWriter or a _ReaderBuffer
+    return getattr(raw, "end", raw)  # a writer's is under a _RawWriter
 
 
-class _RawWriter(io.RawIOBase):
+class _NoCopy:
+    """A file over a pipe end refuses to be copied or pickled, as the end does."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Any:
+        raise self._no_copy()
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise self._no_copy()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise self._no_copy()
+
+    def __reduce__(self) -> Any:
+        raise self._no_copy()
+
+    def _no_copy(self) -> TypeError:
+        return TypeError("a file over a pipe end cannot be copied or pickled")
+
+
+class _RawWriter(_NoCopy, io.RawIOBase):
     """The raw file of a writer's ``makefile()`` file: the writer, closed
     with the error of the first write to it that fails.
 
@@ -52,8 +73,8 @@ class _RawWriter(io.RawIOBase):
     drops the bytes it was passing on. A stream continued after that
     would be corrupt, and could end with a clean EOF. So the stream ends
     there, as if the error had left the writer's ``with`` block: readers
-    get the error, and the file's later writes raise
-    :exc:`~gpipe.ClosedPipeError`.
+    get the error, and the file is closed (its later writes raise
+    :exc:`ValueError`, as any closed file's).
     """
 
     def __init__(self, end: Any) -> None:
@@ -100,69 +121,7 @@ class _RawWriter(io.RawIOBase):
         pass
 
 
-class _ReaderBuffer(io.BufferedIOBase):
-    """The buffer of a reader's text file: the reader, until a read of it
-    fails.
-
-    :mod:`io`'s text layer drops what it had gathered of a line (or of
-    a ``read(n)``) when a read under it raises, and what it had taken
-    from the pipe with it: a later read would return text with a hole
-    in it. So once a read fails (a timeout, a kill, the writer's error),
-    the text file's later reads raise instead, as a socket file's do
-    after a timeout. Text it had decoded ahead is still read first.
-    """
-
-    def __init__(self, end: Any) -> None:
-        super().__init__()
-        self.end = end
-        self.failure: Optional[BaseException] = None  # the first failed read's error
-
-    def read1(self, size: Any = -1) -> bytes:
-        return self._read(self.end.read1, size)
-
-    def read(self, size: Any = -1) -> bytes:
-        return self._read(self.end.read, size)
-
-    def _read(self, method: Any, size: Any) -> bytes:
-        failure = self.failure
-        if failure is not None:
-            raise OSError(
-                "cannot read from a text file over a pipe after a read of it failed "
-                f"({type(failure).__name__}): the text it had taken is lost"
-            ) from failure
-        try:
-            return method(size)  # type: ignore[no-any-return]
-        except BaseException as exc:
-            self.failure = exc
-            raise
-
-    def readable(self) -> bool:
-        return True
-
-    @property
-    def closed(self) -> bool:
-        return self.end.closed  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self.end.close()
-
-    def fileno(self) -> int:
-        return self.end.fileno()  # type: ignore[no-any-return]
-
-    @property
-    def mode(self) -> str:
-        return self.end.mode  # type: ignore[no-any-return]
-
-    def __repr__(self) -> str:
-        return f"<gpipe text buffer on {self.end!r}>"
-
-    def __del__(self) -> None:
-        # Not IOBase's finaliser: the text file over it (or the reader
-        # itself) decides how the reader closes.
-        pass
-
-
-class _Rules:
+class _Rules(_NoCopy):
     """What every file over a pipe end adds to its :mod:`io` class."""
 
     __slots__ = ()
@@ -202,30 +161,46 @@ class _Rules:
             return f"<gpipe file {type(self).__name__}>"
         return f"<gpipe file mode={self.mode!r} on {raw!r}>"  # type: ignore[attr-defined]
 
-    def __copy__(self) -> Any:
-        raise self._no_copy()
-
-    def __deepcopy__(self, memo: Any) -> Any:
-        raise self._no_copy()
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        raise self._no_copy()
-
-    def __reduce__(self) -> Any:
-        raise self._no_copy()
-
-    def _no_copy(self) -> TypeError:
-        return TypeError("a file over a pipe end cannot be copied or pickled")
-
 
 class _ReaderRules(_Rules):
+    """What a reader's text file adds: a read that fails closes the reader.
+
+    :mod:`io`'s text layer drops what it had taken of a line (or of a
+    ``read(n)``) from the pipe when a read under it raises, or when the
+    decoder does: the stream has a hole from then on, for any reader.
+    So the stream ends there, as if the reader had been closed: writers
+    get :exc:`~gpipe.ClosedPipeError`, and later reads :exc:`ValueError`.
+    (A :exc:`TypeError` is a bad argument, refused before any read.)
+    """
+
     __slots__ = ()
+
+    def read(self, size: Any = -1) -> str:
+        try:
+            return super().read(size)  # type: ignore[misc, no-any-return]
+        except TypeError:
+            raise
+        except BaseException:
+            _raw(self).close()
+            raise
+
+    def readline(self, size: Any = -1) -> str:
+        try:
+            return super().readline(size)  # type: ignore[misc, no-any-return]
+        except TypeError:
+            raise
+        except BaseException:
+            _raw(self).close()
+            raise
 
     def __next__(self) -> Any:
         try:
-            line = self.readline()  # type: ignore[attr-defined]
-        except STOPS as exc:
-            raise not_the_end(exc) from exc
+            line = super().readline()  # type: ignore[misc]
+        except BaseException as exc:
+            _raw(self).close()
+            if isinstance(exc, STOPS):
+                raise not_the_end(exc) from exc
+            raise
         if not line:
             raise StopIteration
         return line
@@ -316,9 +291,7 @@ def open_end(
     if end.mode == "rb":
         # The reader is a binary file already, whose read1() hands on each
         # write as it comes: a buffer over it would only wait to fill up.
-        if binary:
-            return end
-        buffer = _ReaderBuffer(end)
+        buffer = end
     elif buffering == 0:
         return end
     else:
@@ -337,10 +310,9 @@ def open_end(
             line_buffering=line_buffering,
         )
     except BaseException:
-        if isinstance(buffer, _BufferedPipeWriter):
+        if buffer is not end:
             # The buffer is whole: detached, it neither closes the end nor
             # warns when collected. Nothing was written to it, so its
-            # detach flushes nothing and never blocks. (A reader's buffer
-            # does neither anyway.)
+            # detach flushes nothing and never blocks.
             buffer.detach()
         raise

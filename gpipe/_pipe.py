@@ -355,10 +355,9 @@ class PipeReader(ReaderMethods, _End):
 
         ``makefile("rb")`` returns this reader itself: it is a binary
         file already, and a buffer over it would only wait to fill up.
-        ``makefile("r")`` returns an :class:`io.TextIOWrapper` over this
-        reader, with no buffer between: it reads through :meth:`read1`,
-        so each line is handed on as soon as the write holding it
-        arrives.
+        ``makefile("r")`` returns an :class:`io.TextIOWrapper` directly
+        over this reader, which reads through :meth:`read1`, so each
+        line is handed on as soon as the write holding it arrives.
 
         Closing the text file closes this reader. Leaving the file's
         ``with`` block by an exception closes this reader with it (see
@@ -366,14 +365,15 @@ class PipeReader(ReaderMethods, _End):
         :exc:`ResourceWarning` and closes this reader as if it were
         collected itself. Iterating over it never ends cleanly on a
         :exc:`StopIteration` that the writer closed the pipe with: it
-        raises :exc:`RuntimeError` from it. Once a read of the text
-        file fails (a timeout, a kill, the writer's error), its later
-        reads raise :exc:`OSError` from that error: :mod:`io`'s text
-        layer drops what it had taken of a line when a read under it
-        raises, so a retried read would return text with a hole in it
-        (retry reads on this reader itself, whose interrupted reads
-        consume nothing). A call that raises, for any argument, leaves
-        this reader open and usable, with no warning.
+        raises :exc:`RuntimeError` from it. A read of the text file
+        that fails (a timeout, a kill, the writer's error, a
+        :exc:`UnicodeDecodeError`) closes this reader: :mod:`io`'s text
+        layer drops what it had taken of the line from the pipe, so the
+        stream has a hole from there, for any reader; writers get
+        :exc:`~gpipe.ClosedPipeError`. (Reads of this reader itself
+        consume nothing when interrupted: retry those.) A call of
+        ``makefile()`` that raises, for any argument, leaves this reader
+        open and usable, with no warning.
 
         :param mode: ``"rb"`` (the default) for this reader itself,
             ``"r"`` for an :class:`io.TextIOWrapper` over it.

@@ -10,6 +10,7 @@ the wrong direction, :exc:`ValueError` on a closed end, no copies.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import io
@@ -317,7 +318,7 @@ def test_makefile_defaults(bk):
     r, w = bk.pipe()
     rt, wt = r.makefile("r"), w.makefile("w", 1)
     assert rt.encoding == wt.encoding == "utf-8"
-    assert rt.buffer.end is r and wt.buffer.raw.end is w
+    assert rt.buffer is r and wt.buffer.raw.end is w
     assert not rt.line_buffering and wt.line_buffering
     task = bk.go(rt.readline)
     wt.write("Grüße\n")  # line buffering: no flush needed
@@ -476,24 +477,56 @@ def test_makefile_text_write_cut_off_drops_nothing_silently(bk):
 
 
 def test_makefile_text_reader_never_reads_past_a_hole(bk):
-    """io's text layer drops the part of a line it had when a read under
-    it fails: a later readline would return the line without it."""
+    """io's text layer drops the part of a line it had taken from the pipe
+    when a read under it fails: the stream ends there, for every reader."""
     r, w = bk.pipe()
     task = bk.go(w.write, b"hello ")
     f = r.makefile("r")
     r.settimeout(0.2)
-    with pytest.raises(TimeoutError) as info:
+    with pytest.raises(TimeoutError):
         f.readline()  # took "hello ", then timed out waiting for the rest
     task.get()
-    r.settimeout(WAIT)
-    task = bk.go(w.write, b"world\n")
-    for read in (f.readline, f.read, lambda: next(f)):
-        with pytest.raises(OSError, match="after a read of it failed") as later:
+    assert r.closed and f.closed
+    for read in (f.readline, f.read, lambda: next(f), r.read):
+        with pytest.raises(ValueError, match="closed"):
             read()
-        assert later.value.__cause__ is info.value
-    f.close()
     with pytest.raises(gpipe.ClosedPipeError):
-        task.get()
+        w.write(b"world\n")  # the reader went away
+
+
+@pytest.mark.parametrize("how", ["readline", "read", "next", "readlines"])
+def test_makefile_text_reader_decode_error_ends_the_stream(bk, how):
+    r, w = bk.pipe()
+
+    def produce():
+        with contextlib.suppress(gpipe.ClosedPipeError):  # (the reader may be gone)
+            with w:
+                w.writelines([b"A\n", b"bad\xff", b"tail\nB\n"])
+
+    task = bk.go(produce)
+    f = r.makefile("r")
+    assert f.readline() == "A\n"
+    with pytest.raises(UnicodeDecodeError):
+        if how == "next":
+            next(f)
+        elif how == "readlines":
+            f.readlines()
+        else:
+            getattr(f, how)()
+    assert r.closed  # no later read returns "tail" as if it were a line
+    with pytest.raises(ValueError, match="closed"):
+        f.readline()
+    task.get()
+
+
+def test_makefile_text_reader_bad_argument_leaves_it_open(bk):
+    r, w = bk.pipe()
+    f = r.makefile("r")
+    for read in (f.read, f.readline):
+        with pytest.raises(TypeError):
+            read("3")
+    assert not r.closed
+    f.close()
 
 
 def test_plain_buffered_writer_failed_flush_is_eof(bk):

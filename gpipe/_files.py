@@ -175,18 +175,18 @@ class _ReaderRules(_Rules):
 
     __slots__ = ()
 
-    def read(self, size: Any = -1) -> str:
+    def read(self, size: Any = -1) -> Any:
         try:
-            return super().read(size)  # type: ignore[misc, no-any-return]
+            return super().read(size)  # type: ignore[misc]
         except TypeError:
             raise
         except BaseException:
             _raw(self).close()
             raise
 
-    def readline(self, size: Any = -1) -> str:
+    def readline(self, size: Any = -1) -> Any:
         try:
-            return super().readline(size)  # type: ignore[misc, no-any-return]
+            return super().readline(size)  # type: ignore[misc]
         except TypeError:
             raise
         except BaseException:

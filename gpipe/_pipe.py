@@ -493,12 +493,15 @@ class PipeReader(ReaderMethods, _End):
         :param size: the largest chunk, in bytes.
         :return: a :class:`ChunkIterator`; each step raises as :meth:`read1`.
         :raises TypeError: *size* is not an integer.
-        :raises ValueError: *size* is not positive.
+        :raises ValueError: *size* is not positive, or this reader is
+            closed (as for iteration over it: no iteration over a closed
+            reader passes for an empty stream).
         """
         if isinstance(size, bool) or not isinstance(size, numbers.Integral):
             raise TypeError(f"iter_chunks() size must be an integer, not {type(size).__name__!r}")
         if size <= 0:
             raise ValueError(f"iter_chunks() size must be > 0, not {size!r}")
+        self._checkClosed()
         return ChunkIterator(self, int(size))
 
     def _close(self, exc: Optional[BaseException]) -> None:

@@ -984,3 +984,12 @@ def test_ends_refuse_copy_and_pickle(bk):
             action(chunks)
     r.close()
     w.close()
+
+
+def test_iterating_over_a_closed_reader_raises(bk):
+    """Not an empty stream: a closed reader's iterators refuse to start."""
+    r, w = bk.pipe()
+    r.close()
+    for start in (iter, lambda end: end.iter_chunks()):
+        with pytest.raises(ValueError, match="closed"):
+            start(r)

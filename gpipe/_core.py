@@ -849,6 +849,9 @@ class LineBatches:
     of a batch, where it would stop for good after one of its source,
     so the iteration can go on from where the failed step left, as a
     file's can.
+
+    Its steps raise :exc:`StopIteration` at EOF, and nothing else: any
+    other error comes as a batch that raises it (see :class:`_Failed`).
     """
 
     __slots__ = ("batch", "end", "pipe")

@@ -17,6 +17,7 @@ stream (the last two after repeating or dropping bytes).
 from __future__ import annotations
 
 import io
+import operator
 import sys
 from types import TracebackType
 from typing import Any, Optional
@@ -101,13 +102,6 @@ class _RawWriter(_NoCopy, io.RawIOBase):
     def flush(self) -> None:
         self.end.flush()
 
-    def fileno(self) -> int:
-        return self.end.fileno()  # type: ignore[no-any-return]
-
-    @property
-    def name(self) -> Any:
-        return self.end.name
-
     @property
     def mode(self) -> str:
         return self.end.mode  # type: ignore[no-any-return]
@@ -170,37 +164,31 @@ class _ReaderRules(_Rules):
     decoder does: the stream has a hole from then on, for any reader.
     So the stream ends there, as if the reader had been closed: writers
     get :exc:`~gpipe.ClosedPipeError`, and later reads :exc:`ValueError`.
-    (A :exc:`TypeError` is a bad argument, refused before any read.)
     """
 
     __slots__ = ()
 
-    def read(self, size: Any = -1) -> Any:
+    def _whole(self, read: Any, size: Any) -> Any:
+        """``read(size)``; if it fails, the reader is closed."""
+        if size is not None:
+            operator.index(size)  # a bad argument: refused before any read
         try:
-            return super().read(size)  # type: ignore[misc]
-        except TypeError:
-            raise
+            return read(size)
         except BaseException:
             _raw(self).close()
             raise
 
+    def read(self, size: Any = -1) -> Any:
+        return self._whole(super().read, size)  # type: ignore[misc]
+
     def readline(self, size: Any = -1) -> Any:
-        try:
-            return super().readline(size)  # type: ignore[misc]
-        except TypeError:
-            raise
-        except BaseException:
-            _raw(self).close()
-            raise
+        return self._whole(super().readline, size)  # type: ignore[misc]
 
     def __next__(self) -> Any:
         try:
-            line = super().readline()  # type: ignore[misc]
-        except BaseException as exc:
-            _raw(self).close()
-            if isinstance(exc, STOPS):
-                raise not_the_end(exc) from exc
-            raise
+            line = self._whole(super().readline, -1)  # type: ignore[misc]
+        except STOPS as exc:
+            raise not_the_end(exc) from exc
         if not line:
             raise StopIteration
         return line

@@ -302,56 +302,36 @@ def test_a_call_queued_at_a_gate_names_itself_in_loopexit():
     assert out[0] == "LoopExit"
 
 
-def test_bytes_given_to_an_orphaned_readinto_are_kept_for_the_next_read():
+@pytest.mark.parametrize(
+    "call, data",
+    [
+        ("r.readinto, bytearray(10)", "hello"),  # still pending: needs 10 bytes
+        ("r.read1, 10", "hell\\n"),  # filled and woken, but never run
+    ],
+)
+def test_bytes_given_to_an_orphaned_read_are_kept_for_the_next_read(call, data):
     out = run(
-        """
+        f"""
         import _thread
         r, w = gpipe.pipe()
         go = _thread.allocate_lock(); go.acquire()
         waiting = _thread.allocate_lock(); waiting.acquire()
-        buf = bytearray(10)
         def orphan():
-            gevent.spawn(r.readinto, buf)
+            gevent.spawn({call})
             gevent.sleep(0)         # it waits, owning the read gate
             waiting.release()
             go.acquire()            # blocks this thread, not its hub
         t = threading.Thread(target=orphan)
         t.start()
         waiting.acquire()
-        print(w.write(b"hello"))    # fills the waiting readinto
+        print(w.write(b"{data}"))    # fills the waiting read
         go.release()
         t.join()                    # its greenlet never runs again
         gevent.spawn(lambda: (w.write(b"XY"), w.close()))
         print(r.read())
         """
     )
-    assert out == ["5", "b'helloXY'"]
-
-
-def test_bytes_given_to_an_orphaned_read_it_filled_are_kept_for_the_next_read():
-    """The write filled the read and woke it, but its thread never ran it."""
-    out = run(
-        """
-        import _thread
-        r, w = gpipe.pipe()
-        go = _thread.allocate_lock(); go.acquire()
-        waiting = _thread.allocate_lock(); waiting.acquire()
-        def orphan():
-            gevent.spawn(r.read1, 10)
-            gevent.sleep(0)         # it waits, owning the read gate
-            waiting.release()
-            go.acquire()            # blocks this thread, not its hub
-        t = threading.Thread(target=orphan)
-        t.start()
-        waiting.acquire()
-        print(w.write(b"hell\\n"))  # fills the waiting read1, which is done
-        go.release()
-        t.join()                    # its greenlet never runs again
-        gevent.spawn(lambda: (w.write(b"XY"), w.close()))
-        print(r.read())
-        """
-    )
-    assert out == ["5", "b'hell\\nXY'"]
+    assert out == ["5", repr(data.replace("\\n", "\n").encode() + b"XY")]
 
 
 @pytest.mark.parametrize("side", ["read", "write"])

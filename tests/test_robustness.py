@@ -464,6 +464,15 @@ def _taken(sem) -> bool:
     return sem.locked()  # the threading backend's lock, made locked
 
 
+def _assert_settled(core, backend):
+    """Each waiting call was released once (its semaphore's count back at
+    0), and nothing is left pending or owning a gate."""
+    assert all(_taken(sem) for sem in backend.made)  # released once, taken once
+    assert core._write is None and core._read is None
+    assert core._wgate.owner is None and not core._wgate.queue
+    assert core._rgate.owner is None and not core._rgate.queue
+
+
 @pytest.mark.parametrize("how", ["read1", "readline", "readinto1"])
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
 def test_a_reader_closed_by_a_finaliser_while_a_writer_fills_it(bk, how, n):
@@ -503,10 +512,7 @@ def test_a_reader_closed_by_a_finaliser_while_a_writer_fills_it(bk, how, n):
         got = b""
     assert got in (b"", b"abcd\n") and len(got) <= written
     assert backend.made, "the read never waited"
-    assert all(_taken(sem) for sem in backend.made)  # released once, taken once
-    assert core._write is None and core._read is None
-    assert core._wgate.owner is None and not core._wgate.queue
-    assert core._rgate.owner is None and not core._rgate.queue
+    _assert_settled(core, backend)
     r.close()
     w.close()
 
@@ -560,10 +566,7 @@ def test_a_reader_closed_by_a_finaliser_in_the_middle_of_a_copy(bk, how, n):
         written = exc.consumed  # no short writes: what readers took
     assert b"".join(got) == b"a\nb\nc\n"[:written]
     assert backend.made, "the write never waited"
-    assert all(_taken(sem) for sem in backend.made)  # released once, taken once
-    assert core._write is None and core._read is None
-    assert core._wgate.owner is None and not core._wgate.queue
-    assert core._rgate.owner is None and not core._rgate.queue
+    _assert_settled(core, backend)
     w.close()
 
 

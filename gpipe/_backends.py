@@ -209,6 +209,8 @@ class GeventBackend(Backend):
         if not _other_threads():
             # Only this thread can release it: a plain gevent wait, which
             # raises LoopExit if nothing else in this thread can run.
+            if timeout is None:
+                return bool(semaphore.acquire())  # (no arguments to parse)
             return bool(semaphore.acquire(True, timeout))
         return _kept_alive(semaphore.acquire, True, timeout)
 

@@ -82,17 +82,18 @@ _NO_PARTS: list[bytes] = []
 # -- where a call runs ------------------------------------------------------
 #
 # A token that lives exactly as long as its native thread, in the
-# unpatched thread-local the backends keep. A pending call holds a weak
-# reference to it: once that thread has exited, a call still "waiting"
-# there can never run again (a greenlet of a hub whose thread is gone),
-# and the other calls stop waiting for it.
+# unpatched thread-local the backends keep (compiled: in the thread
+# state's dict, where that thread-local keeps its storage). A pending
+# call holds a weak reference to it: once that thread has exited, a call
+# still "waiting" there can never run again (a greenlet of a hub whose
+# thread is gone), and the other calls stop waiting for it.
 
 # How many semaphores a thread keeps for its next waits.
 _SPARES = 16
 
 
 class _Thread:
-    """The calling native thread (see :func:`_here`): its token, a weak
+    """The calling native thread (see :func:`_here_local`): its token, a weak
     reference to it for pending calls to hold, and the semaphores its
     finished waits left, to wait on again.
 
@@ -141,13 +142,19 @@ class _Thread:
         self.count = 0
 
 
-def _here() -> _Thread:
+def _here_local() -> _Thread:
     """The calling native thread's :class:`_Thread`."""
     try:
         return _per_thread.here  # type: ignore[no-any-return]
     except AttributeError:
         here = _per_thread.here = _Thread()
         return here
+
+
+# Compiled, _here is the .pxd's (see _copy below): the same token, kept in
+# the thread state's own dict, where _thread._local keeps its storage too,
+# and found there without an attribute lookup through the local.
+locals()["_here"] = _here_local
 
 
 def _deadline(timeout: Optional[float]) -> Optional[float]:
@@ -233,7 +240,7 @@ class _Call:
 
     def park(self, backend: Any) -> None:
         """Get ready to wait: a semaphore at 0, and where the call runs."""
-        here = _here()
+        here = _here()  # type: ignore[name-defined]  # noqa: F821
         self.done = False
         self.sem = here.semaphore(backend)
         self.thread = here.ref
@@ -402,6 +409,8 @@ class Pipe:
         "_wgate",
         "_write",
         "backend",
+        "rtimeout",
+        "wtimeout",
     )
 
     def __init__(self, backend: Any) -> None:
@@ -420,6 +429,9 @@ class Pipe:
         self._lines: Optional[_Lines] = None  # lines an iterator took ahead
         self._rclosed: Optional[tuple[Any, Any]] = None  # how the reader was closed
         self._wclosed: Optional[tuple[Any, Any]] = None  # how the writer was closed
+        # The reader's and the writer's settimeout(): each call's time limit.
+        self.rtimeout: Optional[float] = None
+        self.wtimeout: Optional[float] = None
 
     # -- waiting ---------------------------------------------------------------
 
@@ -981,7 +993,7 @@ def _read(end: Any, view: Any, size: int, need: int, line: bool) -> Any:
     read = _Read.__new__(_Read)
     read.setup(view, size, need, line)
     try:
-        return _read_locked(pipe, read, _deadline(end._timeout))  # type: ignore[name-defined]  # noqa: F821
+        return _read_locked(pipe, read, _deadline(pipe.rtimeout))  # type: ignore[name-defined]  # noqa: F821
     finally:
         # No reference cycle through a traceback: an exception raised
         # here keeps neither the end nor the caller's buffer.
@@ -1029,7 +1041,7 @@ def _write(end: Any, data: Any) -> int:
         write = _Write.__new__(_Write)  # (as in _read())
         write.setup(view)
         try:
-            _write_locked(pipe, write, _deadline(end._timeout))  # type: ignore[name-defined]  # noqa: F821
+            _write_locked(pipe, write, _deadline(pipe.wtimeout))  # type: ignore[name-defined]  # noqa: F821
         except BaseException as exc:
             # Without the mutex: a close error's __setattr__ is the caller's code.
             _consumed(exc, write.off)
@@ -1047,7 +1059,6 @@ class ReaderMethods:
 
     __slots__ = ()
     _pipe: Pipe
-    _timeout: Optional[float]
 
     def read(self, size: Any = -1) -> bytes:
         """Read *size* bytes, waiting across writes, unless EOF comes first.
@@ -1169,7 +1180,6 @@ class WriterMethods:
 
     __slots__ = ()
     _pipe: Pipe
-    _timeout: Optional[float]
 
     def write(self, data: Any) -> int:
         """Write all of the bytes-like *data*; block until readers took it.

@@ -7,6 +7,9 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.string cimport memmove
+from cpython.dict cimport PyDict_GetItemWithError
+from cpython.pystate cimport PyThreadState_GetDict
+from cpython.ref cimport PyObject
 
 from gpipe._gpipe_c_backends cimport Backend
 from gpipe._gpipe_c_mutex cimport Mutex
@@ -53,6 +56,7 @@ cdef inline void _copy(object dst, Py_ssize_t at, object src, Py_ssize_t start,
         PyBuffer_Release(&d)
 
 
+@cython.final
 cdef class _Thread:
     cdef object __weakref__
     cdef public object ref
@@ -66,7 +70,20 @@ cdef class _Thread:
     cdef void drop(self) except *
 
 
-cdef _Thread _here()
+@cython.locals(here=_Thread)
+cdef _Thread _here_local()
+
+
+cdef inline _Thread _here():
+    # _core.py's _here_local(), with the token in the thread state's dict
+    # (cleared when the thread ends, as a _thread._local's storage is)
+    cdef dict state = <dict>PyThreadState_GetDict()
+    cdef PyObject *found = PyDict_GetItemWithError(state, "gpipe._Thread")
+    if found is not NULL:
+        return <_Thread>found
+    here = _Thread()
+    state["gpipe._Thread"] = here
+    return here
 cdef object _deadline(object timeout)
 cdef object _remaining(object deadline)
 cdef void _consumed(BaseException exc, Py_ssize_t count)
@@ -78,13 +95,17 @@ cdef class _Call:
     cdef public object sem
     cdef public object thread
 
+    @cython.final
     cdef void start(self)
+    @cython.final
     @cython.locals(here=_Thread)
     cdef void park(self, Backend backend) except *
+    @cython.final
     cdef void wake(self) except *
     cpdef bint gone(self) except -1
 
 
+@cython.final
 cdef class _Read(_Call):
     cdef public object view
     cdef public Py_ssize_t size
@@ -101,6 +122,7 @@ cdef class _Read(_Call):
     cpdef bytes taken(self)
 
 
+@cython.final
 cdef class _Write(_Call):
     cdef public object view
     cdef public Py_ssize_t off
@@ -110,6 +132,7 @@ cdef class _Write(_Call):
     cdef bint full(self) except -1
 
 
+@cython.final
 cdef class _Gate:
     cdef public object owner
     cdef public object queue
@@ -133,25 +156,39 @@ cdef class Pipe:
     cdef public _Lines _lines
     cdef public object _rclosed
     cdef public object _wclosed
+    cdef public object rtimeout
+    cdef public object wtimeout
 
+    @cython.final
     @cython.locals(retaken=bint, here=_Thread, mutex=Mutex)
     cdef bint wait(self, _Call call, object deadline) except -1
     cpdef void abandon(self, _Call call) except *
     cpdef void give_back(self, bytes data) except *
+    @cython.final
     cdef void _fail_pending(self) except *
+    @cython.final
     cdef BaseException _read_error(self)
+    @cython.final
     cdef BaseException _write_error(self)
+    @cython.final
     cdef bint _at_end(self, _Read read) except -1
     cpdef object read(self, _Read read, object deadline)
+    @cython.final
     cdef object _read_gated(self, _Read read, object deadline)
+    @cython.final
     @cython.locals(n=Py_ssize_t, unread=bytearray)
     cdef void _take_unread(self, _Read read) except *
+    @cython.final
     @cython.locals(off=Py_ssize_t, n=Py_ssize_t)
     cdef void _take(self, _Read read, _Write write) except *
+    @cython.final
     cdef void _consume(self, _Write write, Py_ssize_t n) except *
+    @cython.final
     cdef void _park_read(self, _Read read, object deadline) except *
     cpdef void write(self, _Write write, object deadline) except *
+    @cython.final
     cdef void _write_gated(self, _Write write, object deadline) except *
+    @cython.final
     cdef void _park_write(self, _Write write, object deadline) except *
 
 
@@ -159,6 +196,7 @@ cdef class BufferedPipe(Pipe):
     cdef public Py_ssize_t bufsize
 
 
+@cython.final
 cdef class _Lines:
     cdef public Pipe pipe
     cdef public list lines
@@ -167,6 +205,7 @@ cdef class _Lines:
     cpdef void stop(self) except *
 
 
+@cython.final
 cdef class LineBatches:
     cdef public Pipe pipe
     cdef public object end
@@ -177,6 +216,7 @@ cdef class LineBatches:
     cdef void leave(self) except *
 
 
+@cython.final
 cdef class _Failed:
     cdef public object exc
 

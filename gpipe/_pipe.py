@@ -105,13 +105,12 @@ def _no_copy(obj: object) -> TypeError:
 class _End(io.BufferedIOBase):
     """What both ends share: closing, timeouts, repr and finalisation."""
 
-    __slots__ = ("_pipe", "_timeout")
+    __slots__ = ("_pipe",)
     _reading: bool
     _who: str
 
     def __init__(self, core: Pipe) -> None:
         self._pipe = core
-        self._timeout: Optional[float] = None
 
     @property
     def _sent(self) -> Optional[BaseException]:
@@ -134,11 +133,15 @@ class _End(io.BufferedIOBase):
         :raises TypeError: *timeout* is not ``None`` or a real number.
         :raises ValueError: *timeout* is negative or NaN.
         """
-        self._timeout = _check_timeout(timeout)
+        timeout = _check_timeout(timeout)
+        if self._reading:
+            self._pipe.rtimeout = timeout
+        else:
+            self._pipe.wtimeout = timeout
 
     def gettimeout(self) -> Optional[float]:
         """Return the timeout set by :meth:`settimeout`, ``None`` if none."""
-        return self._timeout
+        return self._pipe.rtimeout if self._reading else self._pipe.wtimeout
 
     def _close(self, exc: Optional[BaseException]) -> None:
         raise NotImplementedError

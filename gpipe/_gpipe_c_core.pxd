@@ -77,12 +77,14 @@ cdef _Thread _here_local()
 cdef inline _Thread _here():
     # _core.py's _here_local(), with the token in the thread state's dict
     # (cleared when the thread ends, as a _thread._local's storage is)
-    cdef dict state = <dict>PyThreadState_GetDict()
-    cdef PyObject *found = PyDict_GetItemWithError(state, "gpipe._Thread")
+    cdef PyObject *state = PyThreadState_GetDict()
+    if state is NULL:
+        raise MemoryError  # (the dict is made on first use)
+    cdef PyObject *found = PyDict_GetItemWithError(<dict>state, "gpipe._Thread")
     if found is not NULL:
         return <_Thread>found
     here = _Thread()
-    state["gpipe._Thread"] = here
+    (<dict>state)["gpipe._Thread"] = here
     return here
 cdef object _deadline(object timeout)
 cdef object _remaining(object deadline)
@@ -256,9 +258,11 @@ cdef inline object _readinto(object end, object buffer, bint one, str name):
     # meanwhile), with no memoryview made.
     cdef Py_buffer pin
     cdef Py_ssize_t n
-    if type(buffer) is not bytearray or not buffer:
+    if type(buffer) is not bytearray:
         return _readinto_view(end, buffer, one, name)
     n = len(<bytearray>buffer)
+    if not n:
+        return _readinto_view(end, buffer, one, name)
     PyObject_GetBuffer(buffer, &pin, PyBUF_WRITABLE)
     try:
         return _read(end, buffer, n, 1 if one else n, False)

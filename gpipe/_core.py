@@ -82,11 +82,11 @@ _NO_PARTS: list[bytes] = []
 # -- where a call runs ------------------------------------------------------
 #
 # A token that lives exactly as long as its native thread, in the
-# unpatched thread-local the backends keep (compiled: in the thread
-# state's dict, where that thread-local keeps its storage). A pending
-# call holds a weak reference to it: once that thread has exited, a call
-# still "waiting" there can never run again (a greenlet of a hub whose
-# thread is gone), and the other calls stop waiting for it.
+# unpatched thread-local the backends keep (compiled: also in the thread
+# state's dict, where that thread-local keeps its storage). A pending call
+# holds a weak reference to it: once that thread has exited, a call still
+# "waiting" there can never run again (a greenlet of a hub whose thread
+# is gone), and the other calls stop waiting for it.
 
 # How many semaphores a thread keeps for its next waits.
 _SPARES = 16
@@ -151,9 +151,9 @@ def _here_local() -> _Thread:
         return here
 
 
-# Compiled, _here is the .pxd's (see _copy below): the same token, kept in
-# the thread state's own dict, where _thread._local keeps its storage too,
-# and found there without an attribute lookup through the local.
+# Compiled, _here is the .pxd's (see _copy below): the same token,
+# remembered in the thread state's own dict (where _thread._local keeps
+# its storage too) and found there without an attribute lookup.
 locals()["_here"] = _here_local
 
 

@@ -75,15 +75,16 @@ cdef _Thread _here_local()
 
 
 cdef inline _Thread _here():
-    # _core.py's _here_local(), with the token in the thread state's dict
-    # (cleared when the thread ends, as a _thread._local's storage is)
+    # _core.py's _here_local(), remembered in the thread state's dict, where
+    # it is found with no attribute lookup (and which is cleared when the
+    # thread ends, as the thread-local's storage is)
     cdef PyObject *state = PyThreadState_GetDict()
     if state is NULL:
         raise MemoryError  # (the dict is made on first use)
     cdef PyObject *found = PyDict_GetItemWithError(<dict>state, "gpipe._Thread")
     if found is not NULL:
         return <_Thread>found
-    here = _Thread()
+    here = _here_local()
     (<dict>state)["gpipe._Thread"] = here
     return here
 cdef object _deadline(object timeout)
